@@ -1,0 +1,173 @@
+"""File helpers every stage shares: atomic writes, images, wavs, content hashes.
+
+Every artifact is written to a temp file in the destination folder and renamed
+into place, so a job killed mid-way never leaves a file that a later run trusts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class ArtifactError(ValueError):
+    """Bad input: names the file and what is wrong with it."""
+
+    def __init__(self, path: os.PathLike[str] | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@contextlib.contextmanager
+def atomic_path(dest: os.PathLike[str] | str) -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; rename it onto ``dest`` only on success."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(dest: os.PathLike[str] | str, data: bytes) -> None:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def atomic_write_text(dest: os.PathLike[str] | str, text: str) -> None:
+    atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON (sorted keys, no spaces) used for hashing and cache keys."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def atomic_write_json(dest: os.PathLike[str] | str, obj: Any) -> None:
+    atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: os.PathLike[str] | str) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(path, "file is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(path, f"not valid JSON ({exc})") from None
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: os.PathLike[str] | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_key(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj``: the key of caches and records."""
+    return sha256_bytes(canonical_json(obj).encode("utf-8"))
+
+
+def read_image(path: os.PathLike[str] | str, mode: str = "RGB") -> np.ndarray:
+    """Read an image as a numpy array; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "image is missing")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if mode == "keep":
+                return np.asarray(img)
+            return np.asarray(img.convert(mode))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ArtifactError(path, f"unreadable image ({exc})") from None
+
+
+def read_palette_png(path: os.PathLike[str] | str) -> np.ndarray:
+    """Read a label PNG keeping palette indices (AVSS labels) or raw values."""
+    return read_image(path, mode="keep")
+
+
+def write_png(dest: os.PathLike[str] | str, array: np.ndarray) -> None:
+    """Write a uint8 array (HxW or HxWx3/4) as PNG, atomically."""
+    if array.dtype != np.uint8:
+        raise TypeError(f"write_png wants uint8, got {array.dtype}")
+    with atomic_path(dest) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def write_prob_png(dest: os.PathLike[str] | str, prob: np.ndarray) -> None:
+    """Write a probability map in [0, 1] as an 8-bit PNG (value = round(p*255))."""
+    clipped = np.clip(np.nan_to_num(prob.astype(np.float64)), 0.0, 1.0)
+    write_png(dest, np.round(clipped * 255.0).astype(np.uint8))
+
+
+def read_prob_png(path: os.PathLike[str] | str) -> np.ndarray:
+    """Inverse of :func:`write_prob_png`: float32 map in [0, 1]."""
+    arr = read_image(path, mode="L")
+    return arr.astype(np.float32) / 255.0
+
+
+def read_wav(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
+    """Read a PCM wav as float32 mono in [-1, 1] and its sample rate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(path, "audio is missing")
+    try:
+        with wave.open(str(path), "rb") as wf:
+            n_channels = wf.getnchannels()
+            width = wf.getsampwidth()
+            rate = wf.getframerate()
+            raw = wf.readframes(wf.getnframes())
+    except (wave.Error, EOFError, OSError) as exc:
+        raise ArtifactError(path, f"unreadable wav ({exc})") from None
+    if width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
+    elif width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    else:
+        raise ArtifactError(path, f"unsupported sample width {width} bytes")
+    if n_channels > 1:
+        usable = len(data) - len(data) % n_channels
+        data = data[:usable].reshape(-1, n_channels).mean(axis=1)
+    return data, rate
+
+
+def write_wav(dest: os.PathLike[str] | str, samples: np.ndarray, rate: int) -> None:
+    """Write float samples in [-1, 1] as 16-bit PCM mono wav, atomically."""
+    pcm = np.clip(samples, -1.0, 1.0)
+    pcm16 = np.round(pcm * 32767.0).astype("<i2")
+    with atomic_path(dest) as tmp:
+        with wave.open(str(tmp), "wb") as wf:
+            wf.setnchannels(1)
+            wf.setsampwidth(2)
+            wf.setframerate(rate)
+            wf.writeframes(pcm16.tobytes())
