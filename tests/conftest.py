@@ -1,0 +1,52 @@
+"""Shared test fixtures: where ../shared lives, offline settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_path(env: str, default: Path) -> Path:
+    return Path(os.environ.get(env, str(default))).expanduser()
+
+
+SHARED_FIXTURES = _shared_path("AVSBRIDGE_FIXTURES", REPO.parent / "shared" / "fixtures")
+WEIGHTS_MIRROR = _shared_path("AVSBRIDGE_WEIGHTS_MIRROR", REPO.parent / "shared" / "weights")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("AVSBRIDGE_OFFLINE", "1")
+os.environ.setdefault("AVSBRIDGE_WEIGHTS_MIRROR", str(WEIGHTS_MIRROR))
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} not found at {path}; CI must run with ../shared beside the clone")
+        pytest.skip(f"{what} not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def avsbench_meta() -> Path:
+    """The real AVSBench split lists (no pixels)."""
+    return _need(SHARED_FIXTURES / "avsbench-meta", "AVSBench split lists")
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    return _need(SHARED_FIXTURES / "media", "shared media fixtures")
+
+
+@pytest.fixture(scope="session")
+def weights_mirror() -> Path:
+    return _need(WEIGHTS_MIRROR, "weights mirror")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
