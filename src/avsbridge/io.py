@@ -171,3 +171,29 @@ def write_wav(dest: os.PathLike[str] | str, samples: np.ndarray, rate: int) -> N
             wf.setsampwidth(2)
             wf.setframerate(rate)
             wf.writeframes(pcm16.tobytes())
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: os.PathLike[str] | str) -> Iterator[Path]:
+    """Yield a fresh temp folder beside ``dest``; swap it onto ``dest`` on success.
+
+    Snakemake ``directory()`` outputs are built this way so a killed job leaves
+    only a ``.tmp`` folder that no later run mistakes for a finished artifact.
+    """
+    import shutil
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

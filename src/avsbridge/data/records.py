@@ -25,6 +25,11 @@ class Clip:
     labels: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def slug(self) -> str:
+        """File-name-safe id, unique within a benchmark (artifact file names)."""
+        return self.id.replace("/", "__")
+
+    @property
     def n_frames(self) -> int:
         return len(self.frames)
 
