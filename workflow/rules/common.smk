@@ -1,0 +1,55 @@
+# Shared helpers: config validation, shard lists, target functions.
+# Input functions read only metadata (no media I/O) so the DAG stays cheap.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from avsbridge import experiments, pipeline
+from avsbridge.config import validate_config
+from avsbridge.provenance.code import code_hash
+
+validate_config(config)
+
+R = config["results_dir"]
+TABLES = ["table1", "table3", "table4", "table5"]
+GPU_BACKENDS = set(config.get("resources", {}).get("gpu_backends", []))
+LLM_CACHE = config.get("llm_cache_dir", f"{R}/llm_cache")
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    alm="(?!weaklabel)[a-z0-9-]+",
+    aprompt="[a-z]+",
+    aprompts="[a-z+]+",
+    llm="[a-z0-9-]+",
+    strategy="none|pc|fc|pcfc",
+    vfm="sam|sam2",
+    thr="[01]\.[0-9]{2}",
+    shard="s[0-9]{4}",
+    report="table[0-9]+",
+
+
+def shard_clips(w):
+    return pipeline.shard_clips(config, w.dataset, w.shard)
+
+
+def shard_audio(w):
+    return [str(c.audio) for c in shard_clips(w) if c.audio is not None]
+
+
+def shard_frames(w):
+    return [str(f) for c in shard_clips(w) for f in c.frames]
+
+
+def backend_of(stage, vfm=None):
+    spec = config["backends"][stage] if vfm is None else config["backends"]["vfm"][vfm]
+    return {"name": spec["name"], "options": dict(spec.get("options") or {})}
+
+
+def gpu_for(name):
+    return 1 if name in GPU_BACKENDS else 0
+
+
+def text_dir(w):
+    return f"{R}/text/{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}/{w.shard}"

@@ -1,0 +1,36 @@
+# Stage 6: official AVSBench protocol (and the batch-independent F) per variant.
+
+
+def variant_shards(w, kind):
+    shards = pipeline.shard_names(config, w.dataset)
+    base = f"{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}"
+    if kind == "masks":
+        return [f"{R}/masks/{base}/{w.vfm}/{w.thr}/{s}" for s in shards]
+    return [f"{R}/text/{base}/{s}" for s in shards]
+
+
+def gt_masks(w):
+    return [
+        str(m)
+        for c in pipeline.dataset_clips(config, w.dataset)
+        for m in c.masks
+        if m is not None
+    ]
+
+
+rule evaluate:
+    input:
+        masks=lambda w: variant_shards(w, "masks"),
+        text=lambda w: variant_shards(w, "text"),
+        gt=gt_masks,
+    output:
+        f"{R}/metrics/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}.json",
+    params:
+        code=code_hash("avsbridge.metrics", "avsbridge.pipeline"),
+        batch_size=config["evaluation"]["batch_size"],
+    log:
+        "logs/evaluate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,23 @@
+# Stage 4: text -> masks with a VFM, per shard and box threshold.
+
+
+rule segment:
+    input:
+        text=f"{R}/text/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{shard}}",
+        frames=shard_frames,
+    output:
+        directory(
+            f"{R}/masks/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}/{{shard}}"
+        ),
+    params:
+        code=code_hash("avsbridge.segment", "avsbridge.pipeline"),
+        backend=lambda w: backend_of("vfm", w.vfm),
+        text_threshold=config["vfm"]["text_threshold"],
+    resources:
+        gpu=lambda w: gpu_for(backend_of("vfm", w.vfm)["name"]),
+    log:
+        "logs/segment/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}.log",
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../scripts/segment.py"
