@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import wave
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ def read_wav(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
             width = wf.getsampwidth()
             rate = wf.getframerate()
             raw = wf.readframes(wf.getnframes())
-    except (wave.Error, EOFError, OSError) as exc:
+    except (wave.Error, EOFError, OSError, RuntimeError, struct.error) as exc:
         raise ArtifactError(path, f"unreadable wav ({exc})") from None
     if width == 2:
         data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0

@@ -109,9 +109,7 @@ def select_tags(
         raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
     if len(scores) == 0 or labels[int(np.argmax(scores))] == SILENCE_LABEL:
         return []
-    keep = [
-        i for i in range(len(scores)) if scores[i] >= threshold and labels[i] != SILENCE_LABEL
-    ]
+    keep = [i for i in range(len(scores)) if scores[i] >= threshold and labels[i] != SILENCE_LABEL]
     keep.sort(key=lambda i: (labels[i] in GENERIC_TAGS, -scores[i], i))
     return [Tag(labels[i], float(scores[i])) for i in keep[:top_k]]
 
@@ -258,10 +256,33 @@ def tag_name(label: str) -> str:
     return label.split(",")[0].strip()
 
 
-def _caption_clause(label: str) -> tuple[str, str]:
-    if label in CAPTION_CLAUSES:
-        return CAPTION_CLAUSES[label]
-    return (tag_name(label).lower(), "is heard")
+def _join_names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _caption(labels: list[str]) -> str:
+    """Clauses from CAPTION_CLAUSES (one per subject); other tags share one "sound of" clause."""
+    clauses: dict[str, str] = {}
+    others: list[str] = []
+    for label in labels:
+        if label in CAPTION_CLAUSES:
+            subject, verb = CAPTION_CLAUSES[label]
+            clauses.setdefault(subject, f"{subject} {verb}")
+        else:
+            name = tag_name(label).lower()
+            if name not in others:
+                others.append(name)
+            clauses.setdefault("\0others", "")
+    parts = []
+    for subject, clause in clauses.items():
+        if subject == "\0others":
+            noun = "a sound of" if len(others) == 1 else "sounds of"
+            verb = "is" if len(others) == 1 else "are"
+            clause = f"{noun} {_join_names(others)} {verb} heard"
+        parts.append(clause)
+    if len(parts) == 1:
+        return parts[0]
+    return f"{parts[0]} while " + " and ".join(parts[1:])
 
 
 def tags_to_text(tags: Sequence[Tag | str], prompt_key: str) -> str:
@@ -282,14 +303,7 @@ def tags_to_text(tags: Sequence[Tag | str], prompt_key: str) -> str:
     if prompt_key == "metadata":
         return "labels: " + "; ".join(dict.fromkeys(tag_name(label) for label in labels))
     if prompt_key == "caption":
-        clauses: dict[str, str] = {}
-        for label in labels:
-            subject, verb = _caption_clause(label)
-            clauses.setdefault(subject, f"{subject} {verb}")
-        parts = list(clauses.values())
-        if len(parts) == 1:
-            return parts[0]
-        return f"{parts[0]} while " + " and ".join(parts[1:])
+        return _caption(labels)
     raise KeyError(f"unknown ALM prompt key {prompt_key!r} (known: caption, metadata, soundof)")
 
 
@@ -312,7 +326,7 @@ def fit_length(window: np.ndarray, length: int) -> np.ndarray:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """"auto" -> "cuda" when torch sees a GPU that CUDA_VISIBLE_DEVICES allows, else "cpu".
+    """ "auto" -> "cuda" when torch sees a GPU that CUDA_VISIBLE_DEVICES allows, else "cpu".
 
     Snakemake's ``resources: gpu=1`` assigns no device: the job takes what
     CUDA_VISIBLE_DEVICES leaves visible, which is what torch reports.
@@ -345,9 +359,7 @@ def weights_digest(model_dir: os.PathLike[str] | str) -> str:
         if not path.is_file() or not path.name.endswith(WEIGHT_SUFFIXES):
             continue
         blob = Path(os.path.realpath(path)).name
-        hashes[str(path.relative_to(model_dir))] = (
-            blob if _HEX64.match(blob) else sha256_file(path)
-        )
+        hashes[str(path.relative_to(model_dir))] = blob if _HEX64.match(blob) else sha256_file(path)
     if not hashes:
         raise FileNotFoundError(f"no weight files ({', '.join(WEIGHT_SUFFIXES)}) in {model_dir}")
     return content_key(hashes)

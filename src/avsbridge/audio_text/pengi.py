@@ -179,7 +179,9 @@ class PengiTexter:
                     stop_token=self.stop_token,
                 )
                 if len(preds) != len(paths):
-                    raise RuntimeError(f"Pengi returned {len(preds)} answers for {len(paths)} windows")
+                    raise RuntimeError(
+                        f"Pengi returned {len(preds)} answers for {len(paths)} windows"
+                    )
                 for beams, _scores in preds:
                     texts.append(_strip_generated(beams[0] if beams else "", self.stop_token))
         return texts

@@ -30,7 +30,7 @@ DEFAULT_REVISION = "7a028b553989e86d5ffb4673457a85491e5a0e26"
 
 
 def torch_dtype(name: str, device: str) -> Any:
-    """"auto" -> bfloat16 on GPU (7B fits), float32 on CPU; else the named torch dtype."""
+    """ "auto" -> bfloat16 on GPU (7B fits), float32 on CPU; else the named torch dtype."""
     import torch
 
     if name == "auto":
@@ -59,7 +59,6 @@ class Qwen2AudioTexter:
         batch_size: int = 8,
         seed: int = 0,
     ) -> None:
-        import torch
         from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
         self.model_id = model_id if model_path is None else str(model_path)
@@ -113,7 +112,10 @@ class Qwen2AudioTexter:
         chat = self._chat_text(prompt)
         texts: list[str] = []
         for start in range(0, len(windows), self.batch_size):
-            batch = [np.asarray(w, dtype=np.float32).reshape(-1) for w in windows[start : start + self.batch_size]]
+            batch = [
+                np.asarray(w, dtype=np.float32).reshape(-1)
+                for w in windows[start : start + self.batch_size]
+            ]
             inputs = self.processor(
                 text=[chat] * len(batch),
                 audio=batch,

@@ -89,7 +89,8 @@ class YamnetTexter:
         self._output = self._interpreter.get_output_details()[0]
         if int(np.prod(self._input["shape"])) != YAMNET_INPUT:
             raise ArtifactError(
-                self.model_path, f"expected a {YAMNET_INPUT}-sample input, got {self._input['shape']}"
+                self.model_path,
+                f"expected a {YAMNET_INPUT}-sample input, got {self._input['shape']}",
             )
         n_scores = int(np.prod(self._output["shape"]))
         if n_scores != len(self.labels):
