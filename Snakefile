@@ -19,8 +19,8 @@ include: "workflow/rules/reports.smk"
 
 
 rule all:
+    default_target: True
     input:
         expand("reports/{report}.csv", report=TABLES),
         "reports/figure5.png",
         "reports/figure5.csv",
-    default_target: True

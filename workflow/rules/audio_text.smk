@@ -6,15 +6,15 @@ rule audio_text:
         audio=shard_audio,
     output:
         directory(f"{R}/alm/{{dataset}}/{{alm}}/{{aprompt}}/{{shard}}"),
-    params:
-        code=code_hash("avsbridge.audio_text", "avsbridge.pipeline"),
-        backend=lambda w: backend_of("alm"),
-        prompt_key=lambda w: w.aprompt,
-    resources:
-        gpu=lambda w: gpu_for(w.alm),
     log:
         "logs/audio_text/{dataset}/{alm}/{aprompt}/{shard}.log",
     conda:
         "../../envs/audio_text.yaml"
+    resources:
+        gpu=lambda w: gpu_for(w.alm),
+    params:
+        code=code_hash("avsbridge.audio_text", "avsbridge.pipeline"),
+        backend=lambda w: backend_of("alm"),
+        prompt_key=lambda w: w.aprompt,
     script:
         "../scripts/audio_text.py"

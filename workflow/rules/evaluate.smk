@@ -25,12 +25,12 @@ rule evaluate:
         gt=gt_masks,
     output:
         f"{R}/metrics/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}.json",
-    params:
-        code=code_hash("avsbridge.metrics", "avsbridge.pipeline"),
-        batch_size=config["evaluation"]["batch_size"],
     log:
         "logs/evaluate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.log",
     conda:
         "../../envs/core.yaml"
+    params:
+        code=code_hash("avsbridge.metrics", "avsbridge.pipeline"),
+        batch_size=config["evaluation"]["batch_size"],
     script:
         "../scripts/evaluate.py"

@@ -3,34 +3,38 @@
 
 rule report_table:
     input:
-        lambda w: [v.metrics_path(R) for v in experiments.report_variants(config, w.report)],
+        lambda w: [
+            v.metrics_path(R) for v in experiments.report_variants(config, w.report)
+        ],
     output:
         csv=report("reports/{report}.csv", category="Tables"),
         md="reports/{report}.md",
         json="reports/{report}.json",
-    params:
-        code=code_hash("avsbridge.reports", "avsbridge.experiments"),
-        profile=config["profile"],
     log:
         "logs/reports/{report}.log",
     conda:
         "../../envs/core.yaml"
+    params:
+        code=code_hash("avsbridge.reports", "avsbridge.experiments"),
+        profile=config["profile"],
     script:
         "../scripts/report_table.py"
 
 
 rule figure5:
     input:
-        lambda w: [v.metrics_path(R) for v in experiments.report_variants(config, "figure5")],
+        lambda w: [
+            v.metrics_path(R) for v in experiments.report_variants(config, "figure5")
+        ],
     output:
         png=report("reports/figure5.png", category="Figures"),
         csv="reports/figure5.csv",
-    params:
-        code=code_hash("avsbridge.reports", "avsbridge.experiments"),
-        profile=config["profile"],
     log:
         "logs/reports/figure5.log",
     conda:
         "../../envs/core.yaml"
+    params:
+        code=code_hash("avsbridge.reports", "avsbridge.experiments"),
+        profile=config["profile"],
     script:
         "../scripts/figure5.py"

@@ -7,16 +7,18 @@ rule translate:
             f"{R}/alm/{w.dataset}/{w.alm}/{p}/{w.shard}" for p in w.aprompts.split("+")
         ],
     output:
-        directory(f"{R}/text/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{shard}}"),
+        directory(
+            f"{R}/text/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{shard}}"
+        ),
+    log:
+        "logs/translate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{shard}.log",
+    conda:
+        "../../envs/translate.yaml"
     params:
         code=code_hash("avsbridge.translate", "avsbridge.pipeline"),
         backend=lambda w: backend_of("llm") if w.llm != "none" else {"name": "none"},
         cache_dir=LLM_CACHE,
         offline=config.get("llm_offline", False),
-    log:
-        "logs/translate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{shard}.log",
-    conda:
-        "../../envs/translate.yaml"
     script:
         "../scripts/translate.py"
 
@@ -24,12 +26,12 @@ rule translate:
 rule weak_labels:
     output:
         directory(f"{R}/text/{{dataset}}/weaklabel/label/none/none/{{shard}}"),
-    params:
-        code=code_hash("avsbridge.translate", "avsbridge.pipeline"),
-        clips=lambda w: [c.id for c in shard_clips(w)],
     log:
         "logs/weak_labels/{dataset}/{shard}.log",
     conda:
         "../../envs/translate.yaml"
+    params:
+        code=code_hash("avsbridge.translate", "avsbridge.pipeline"),
+        clips=lambda w: [c.id for c in shard_clips(w)],
     script:
         "../scripts/weak_labels.py"
