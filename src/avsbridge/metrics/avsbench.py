@@ -26,7 +26,7 @@ first; callers pass probabilities) and binary GT masks. Pure numpy, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,21 +63,28 @@ def check_frame(pred: np.ndarray, gt: np.ndarray, index: int = 0) -> tuple[np.nd
     return prob, gt_arr.astype(bool)
 
 
-def _check_frames(
+def iter_checked_frames(
     preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]
-) -> list[tuple[np.ndarray, np.ndarray]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Checked frames one at a time, so long test sets never sit in memory as float32."""
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions but {len(gts)} GT masks")
-    return [check_frame(p, g, i) for i, (p, g) in enumerate(zip(preds, gts, strict=True))]
+    if len(preds) == 0:
+        raise ValueError("no frames to score")
+    for index in range(len(preds)):
+        yield check_frame(preds[index], gts[index], index)
 
 
 def _batches(n_frames: int, batch_size: int) -> list[range]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return [range(start, min(start + batch_size, n_frames)) for start in range(0, n_frames, batch_size)]
+    return [
+        range(start, min(start + batch_size, n_frames)) for start in range(0, n_frames, batch_size)
+    ]
 
 
-def _frame_iou(prob: np.ndarray, gt: np.ndarray) -> float:
+def checked_frame_iou(prob: np.ndarray, gt: np.ndarray) -> float:
+    """Frame IoU of an already checked pair (float32 probabilities, bool GT)."""
     fg = prob > 0.5
     if not gt.any():
         # Official: intersection of backgrounds over all pixels.
@@ -90,7 +97,13 @@ def _frame_iou(prob: np.ndarray, gt: np.ndarray) -> float:
 def frame_miou(pred: np.ndarray, gt: np.ndarray) -> float:
     """IoU of one frame with ``pred > 0.5``; empty GT -> fraction of pixels left background."""
     prob, gt_bool = check_frame(pred, gt)
-    return _frame_iou(prob, gt_bool)
+    return checked_frame_iou(prob, gt_bool)
+
+
+def _mean_iou(ious: np.ndarray, batch_size: int | None) -> float:
+    if batch_size is None:
+        return float(ious.mean())
+    return float(np.mean([ious[list(b)].mean() for b in _batches(len(ious), batch_size)]))
 
 
 def miou(
@@ -100,20 +113,40 @@ def miou(
 
     The two agree whenever the frame count is a multiple of ``batch_size``.
     """
-    frames = _check_frames(preds, gts)
-    if not frames:
-        raise ValueError("no frames to score")
-    ious = np.array([_frame_iou(p, g) for p, g in frames], dtype=np.float64)
-    if batch_size is None:
-        return float(ious.mean())
-    return float(np.mean([ious[list(b)].mean() for b in _batches(len(ious), batch_size)]))
+    ious = np.array(
+        [checked_frame_iou(p, g) for p, g in iter_checked_frames(preds, gts)], dtype=np.float64
+    )
+    return _mean_iou(ious, batch_size)
 
 
 def pr_thresholds(n_thresholds: int = N_THRESHOLDS) -> np.ndarray:
-    """The official sweep ``linspace(0, 1 - 1e-10, n)`` in float32 (last value rounds to 1.0)."""
+    """The official sweep ``linspace(0, 1 - 1e-10, n)`` in float32 (last value rounds to 1.0).
+
+    numpy and torch may round up to a few thresholds one float32 step apart; that can
+    only matter for a prediction lying exactly on a threshold, which no 8-bit PNG
+    value (v / 255) does.
+    """
     if n_thresholds < 2:
         raise ValueError(f"n_thresholds must be >= 2, got {n_thresholds}")
     return np.linspace(0.0, 1.0 - 1e-10, n_thresholds).astype(np.float32)
+
+
+def checked_fscore_curve(
+    prob: np.ndarray, gt: np.ndarray, beta2: float, n_thresholds: int
+) -> np.ndarray:
+    """F curve of an already checked pair; see :func:`frame_fscore_curve`."""
+    thresholds = pr_thresholds(n_thresholds)
+    n_passed = np.searchsorted(thresholds, prob.ravel(), side="right")
+    # positives[i] = #pixels passing threshold i = #pixels with n_passed > i.
+    hist_all = np.bincount(n_passed, minlength=n_thresholds + 1)
+    hist_gt = np.bincount(n_passed[gt.ravel()], minlength=n_thresholds + 1)
+    positives = np.cumsum(hist_all[::-1])[::-1][1:].astype(np.float64)
+    true_pos = np.cumsum(hist_gt[::-1])[::-1][1:].astype(np.float64)
+    precision = true_pos / (positives + 1e-20)
+    recall = true_pos / (float(np.count_nonzero(gt)) + 1e-20)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fscore = (1.0 + beta2) * precision * recall / (beta2 * precision + recall)
+    return np.nan_to_num(fscore, nan=0.0)
 
 
 def frame_fscore_curve(
@@ -121,32 +154,48 @@ def frame_fscore_curve(
 ) -> np.ndarray:
     """F_beta at each threshold of :func:`pr_thresholds` for one frame (``p >= t``).
 
-    Counts come from one sort instead of 255 passes: a pixel is positive at
-    threshold i exactly when i < (number of thresholds <= its value).
+    Counts come from one sorted search instead of 255 passes: a pixel is positive
+    at threshold i exactly when i < (number of thresholds <= its value).
     Precision/recall carry the official ``1e-20`` guards; 0/0 F values become 0.
     """
     prob, gt_bool = check_frame(pred, gt)
-    thresholds = pr_thresholds(n_thresholds)
-    n_passed = np.searchsorted(thresholds, prob.ravel(), side="right")
-    # positives[i] = #pixels with n_passed > i (reverse cumulative histogram).
-    hist_all = np.bincount(n_passed, minlength=n_thresholds + 1)
-    hist_gt = np.bincount(n_passed[gt_bool.ravel()], minlength=n_thresholds + 1)
-    positives = np.cumsum(hist_all[::-1])[::-1][1:].astype(np.float64)
-    true_pos = np.cumsum(hist_gt[::-1])[::-1][1:].astype(np.float64)
-    precision = true_pos / (positives + 1e-20)
-    recall = true_pos / (float(np.count_nonzero(gt_bool)) + 1e-20)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fscore = (1.0 + beta2) * precision * recall / (beta2 * precision + recall)
-    return np.nan_to_num(fscore, nan=0.0)
+    return checked_fscore_curve(prob, gt_bool, beta2, n_thresholds)
 
 
-def _curves(
-    frames: list[tuple[np.ndarray, np.ndarray]], beta2: float, n_thresholds: int
-) -> list[np.ndarray | None]:
-    """F curve per frame; None for frames with empty GT (skipped by the official code)."""
-    return [
-        frame_fscore_curve(p, g, beta2, n_thresholds) if g.any() else None for p, g in frames
-    ]
+@dataclass
+class _FrameStats:
+    """Per-frame IoU and F curve (None where the GT is empty), gathered in one pass."""
+
+    ious: np.ndarray
+    curves: list[np.ndarray | None]
+
+    @property
+    def n_empty_gt(self) -> int:
+        return sum(1 for c in self.curves if c is None)
+
+
+def _frame_stats(
+    preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], beta2: float, n_thresholds: int
+) -> _FrameStats:
+    ious: list[float] = []
+    curves: list[np.ndarray | None] = []
+    for prob, gt in iter_checked_frames(preds, gts):
+        ious.append(checked_frame_iou(prob, gt))
+        curves.append(checked_fscore_curve(prob, gt, beta2, n_thresholds) if gt.any() else None)
+    return _FrameStats(np.asarray(ious, dtype=np.float64), curves)
+
+
+def _batched_f(curves: list[np.ndarray | None], batch_size: int) -> float:
+    batch_values = []
+    for batch in _batches(len(curves), batch_size):
+        kept = [curves[i] for i in batch if curves[i] is not None]
+        batch_values.append(float(np.mean(kept, axis=0).max()) if kept else 0.0)
+    return float(np.mean(batch_values))
+
+
+def _pooled_f(curves: list[np.ndarray | None]) -> float:
+    kept = [c for c in curves if c is not None]
+    return float(np.mean(kept, axis=0).max()) if kept else 0.0
 
 
 def fscore_official(
@@ -160,15 +209,8 @@ def fscore_official(
 
     Batches are consecutive frames in the given order; an all-empty-GT batch counts 0.0.
     """
-    frames = _check_frames(preds, gts)
-    if not frames:
-        raise ValueError("no frames to score")
-    curves = _curves(frames, beta2, n_thresholds)
-    batch_values = []
-    for batch in _batches(len(frames), batch_size):
-        kept = [curves[i] for i in batch if curves[i] is not None]
-        batch_values.append(float(np.mean(kept, axis=0).max()) if kept else 0.0)
-    return float(np.mean(batch_values))
+    _batches(1, batch_size)  # validate before the expensive pass
+    return _batched_f(_frame_stats(preds, gts, beta2, n_thresholds).curves, batch_size)
 
 
 def fscore_pooled(
@@ -178,11 +220,7 @@ def fscore_pooled(
     n_thresholds: int = N_THRESHOLDS,
 ) -> float:
     """Batch-independent F: mean curve over all non-empty-GT frames, then max (0.0 if none)."""
-    frames = _check_frames(preds, gts)
-    if not frames:
-        raise ValueError("no frames to score")
-    kept = [c for c in _curves(frames, beta2, n_thresholds) if c is not None]
-    return float(np.mean(kept, axis=0).max()) if kept else 0.0
+    return _pooled_f(_frame_stats(preds, gts, beta2, n_thresholds).curves)
 
 
 @dataclass(frozen=True)
@@ -206,33 +244,30 @@ def score_avsbench(
     variant: str = "official",
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> AVSBenchScores:
-    """mIoU and F of a frame list.
+    """mIoU and F of a frame list in one pass over the frames.
 
     ``official``: batched F and batch-averaged mIoU (``batch_size`` frames per batch).
     ``pooled``: F from the mean curve of all frames and mIoU over frames; no batch size.
     """
     if variant not in FSCORE_VARIANTS:
         raise ValueError(f"unknown F-score variant {variant!r}; use one of {FSCORE_VARIANTS}")
-    frames = _check_frames(preds, gts)
-    if not frames:
-        raise ValueError("no frames to score")
-    probs = [p for p, _ in frames]
-    masks = [g for _, g in frames]
-    n_empty = sum(1 for g in masks if not g.any())
+    if variant == "official":
+        _batches(1, batch_size)
+    stats = _frame_stats(preds, gts, F_BETA2, N_THRESHOLDS)
     if variant == "official":
         return AVSBenchScores(
-            miou=miou(probs, masks, batch_size=batch_size),
-            fscore=fscore_official(probs, masks, batch_size=batch_size),
+            miou=_mean_iou(stats.ious, batch_size),
+            fscore=_batched_f(stats.curves, batch_size),
             fscore_variant="official",
             batch_size=batch_size,
-            n_frames=len(frames),
-            n_empty_gt=n_empty,
+            n_frames=len(stats.ious),
+            n_empty_gt=stats.n_empty_gt,
         )
     return AVSBenchScores(
-        miou=miou(probs, masks),
-        fscore=fscore_pooled(probs, masks),
+        miou=_mean_iou(stats.ious, None),
+        fscore=_pooled_f(stats.curves),
         fscore_variant="pooled",
         batch_size=None,
-        n_frames=len(frames),
-        n_empty_gt=n_empty,
+        n_frames=len(stats.ious),
+        n_empty_gt=stats.n_empty_gt,
     )

@@ -32,7 +32,9 @@ N_CLASSES = 71
 F_BETA2 = 0.3
 
 
-def _check_labels(pred: np.ndarray, gt: np.ndarray, n_classes: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_labels(
+    pred: np.ndarray, gt: np.ndarray, n_classes: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
     pred_arr = np.asarray(pred)
     gt_arr = np.asarray(gt)
     if pred_arr.ndim != 2 or pred_arr.shape != gt_arr.shape:
@@ -110,6 +112,10 @@ def score_avss(
         "n_frames": len(pred_labels),
         "n_classes": n_classes,
         "n_classes_present": int(present.sum()),
-        "per_class_iou": [float(v) if ok else None for v, ok in zip(per_class_iou, present, strict=True)],
-        "per_class_fscore": [float(v) if ok else None for v, ok in zip(per_class_f, present, strict=True)],
+        "per_class_iou": [
+            float(v) if ok else None for v, ok in zip(per_class_iou, present, strict=True)
+        ],
+        "per_class_fscore": [
+            float(v) if ok else None for v, ok in zip(per_class_f, present, strict=True)
+        ],
     }
