@@ -177,11 +177,14 @@ def load_s4(
     split: str | None = None,
     validate: bool = False,
     metadata: Path | None = None,
+    subset_name: str = "s4",
 ) -> list[Clip]:
     """AVSBench-object single-source clips; ``root`` holds ``Single-source/``.
 
     ``metadata`` overrides where the CSV is read from (default
     ``root/Single-source/s4_meta_data.csv``); media paths always follow ``root``.
+    ``subset_name`` labels the clips (``demo-s4`` for the demo benchmark, which
+    uses the same layout).
     """
     root = Path(root)
     want = _want_split(split)
@@ -206,20 +209,19 @@ def load_s4(
         _check_unique(seen, name, meta, row)
         if want is not None and row_split != want:
             continue
-        rel = f"{row_split}/{category}/{name}"
-        frame_base = f"{frames_dir}/{rel}/{name}_"
-        mask_base = f"{masks_dir}/{rel}/{name}_"
+        clip_frames = frames_dir / row_split / category / name
+        clip_masks = masks_dir / row_split / category / name
         n_masks = 1 if row_split == "train" else _OBJECT_FRAMES
         clips.append(
             Clip(
                 id=name,
-                subset="s4",
+                subset=subset_name,
                 split=row_split,
                 category=category,
-                frames=tuple(Path(f"{frame_base}{k}.png") for k in range(1, _OBJECT_FRAMES + 1)),
-                audio=Path(f"{audio_dir}/{row_split}/{category}/{name}.wav"),
+                frames=tuple(clip_frames / f"{name}_{k}.png" for k in range(1, _OBJECT_FRAMES + 1)),
+                audio=audio_dir / row_split / category / f"{name}.wav",
                 masks=tuple(
-                    Path(f"{mask_base}{k}.png") if k <= n_masks else None
+                    clip_masks / f"{name}_{k}.png" if k <= n_masks else None
                     for k in range(1, _OBJECT_FRAMES + 1)
                 ),
                 fps=1.0,
@@ -237,11 +239,13 @@ def load_ms3(
     split: str | None = None,
     validate: bool = False,
     metadata: Path | None = None,
+    subset_name: str = "ms3",
 ) -> list[Clip]:
     """AVSBench-object multi-source clips; ``root`` holds ``Multi-sources/``.
 
     MS3 has no clip label in the official CSV; a ``category``/``label`` column is
-    used when present. ``metadata`` overrides the CSV location.
+    used when present. ``metadata`` overrides the CSV location; ``subset_name``
+    labels the clips (``demo-ms3`` for the demo benchmark).
     """
     root = Path(root)
     want = _want_split(split)
@@ -266,21 +270,19 @@ def load_ms3(
         if want is not None and row_split != want:
             continue
         category = row.values[label_col] if label_col else ""
+        clip_frames = frames_dir / name
+        clip_masks = masks_dir / row_split / name
         clips.append(
             Clip(
                 id=name,
-                subset="ms3",
+                subset=subset_name,
                 split=row_split,
                 category=category,
                 frames=tuple(
-                    Path(f"{frames_dir}/{name}/{name}.mp4_{k}.png")
-                    for k in range(1, _OBJECT_FRAMES + 1)
+                    clip_frames / f"{name}.mp4_{k}.png" for k in range(1, _OBJECT_FRAMES + 1)
                 ),
-                audio=Path(f"{audio_dir}/{row_split}/{name}.wav"),
-                masks=tuple(
-                    Path(f"{masks_dir}/{row_split}/{name}/{name}_{k}.png")
-                    for k in range(1, _OBJECT_FRAMES + 1)
-                ),
+                audio=audio_dir / row_split / f"{name}.wav",
+                masks=tuple(clip_masks / f"{name}_{k}.png" for k in range(1, _OBJECT_FRAMES + 1)),
                 fps=1.0,
                 labels=_split_objects(category),
             )
@@ -416,18 +418,20 @@ def _avss_clip(
     n_frames = AVSS_FRAMES[label]
     # v1s training clips annotate the first frame only, as in AVSBench-object S4.
     n_masks = 1 if (label == "v1s" and train_like) else n_frames
-    clip_dir = f"{root}/{label}/{uid}"
+    # Child joins (dir / name) parse one component instead of the whole path:
+    # this keeps loading the 11k-row metadata.csv well under a second.
+    clip_dir = root / label / uid
+    frames_dir = clip_dir / "frames"
+    labels_dir = clip_dir / "labels_rgb"
     a_obj = row.values[obj_col] if obj_col else ""
     return Clip(
         id=uid,
         subset=subset_name or f"avss-{label}",
         split=split_name,
         category=a_obj,
-        frames=tuple(Path(f"{clip_dir}/frames/{i}.jpg") for i in range(n_frames)),
-        audio=Path(f"{clip_dir}/audio.wav"),
-        masks=tuple(
-            Path(f"{clip_dir}/labels_rgb/{i}.png") if i < n_masks else None for i in range(n_frames)
-        ),
+        frames=tuple(frames_dir / f"{i}.jpg" for i in range(n_frames)),
+        audio=clip_dir / "audio.wav",
+        masks=tuple(labels_dir / f"{i}.png" if i < n_masks else None for i in range(n_frames)),
         fps=1.0,
         labels=_split_objects(a_obj),
     )
@@ -642,10 +646,11 @@ def detect_metadata_kind(path: Path, header: Sequence[str], rows: Sequence[MetaR
         return "ms3"
     lowered = {h.lower() for h in header}
     if {"uid", "label"} <= lowered:
-        split_col = next(h for h in header if h.lower() == "split") if "split" in lowered else None
-        if name == AVSS_META.name and split_col is not None:
-            return "avss"
-        if split_col is not None and all(r.values[split_col] in SPLITS for r in rows):
+        # AVSS metadata.csv uses train/val/test; V3 split files use their own names.
+        split_col = _column(header, ("split",), path, required=False)
+        if name == AVSS_META.name or (
+            split_col is not None and all(r.values[split_col] in SPLITS for r in rows)
+        ):
             return "avss"
         return "v3"
     if "category" in lowered:
