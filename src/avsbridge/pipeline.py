@@ -40,6 +40,24 @@ def dataset_clips(config: dict[str, Any], dataset: str) -> list[Clip]:
     return clips
 
 
+METADATA_FILES = {
+    "s4": "Single-source/s4_meta_data.csv",
+    "ms3": "Multi-sources/ms3_meta_data.csv",
+    "avss": "metadata.csv",
+}
+
+
+def metadata_file(config: dict[str, Any], dataset: str) -> str:
+    """The split list a dataset's clips come from (the DAG's dependency on the benchmark)."""
+    spec = config["datasets"][dataset]
+    root = Path(spec["root"])
+    if spec["kind"] == "v3":
+        from avsbridge.data.avsbench import find_v3_split_file
+
+        return str(find_v3_split_file(root, spec["split"]))
+    return str(root / METADATA_FILES[spec["kind"]])
+
+
 def shard_names(config: dict[str, Any], dataset: str) -> list[str]:
     size = config["datasets"][dataset]["shard_size"]
     n = len(dataset_clips(config, dataset))

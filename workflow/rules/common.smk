@@ -19,7 +19,7 @@ LLM_CACHE = config.get("llm_cache_dir", f"{R}/llm_cache")
 
 wildcard_constraints:
     dataset="[a-z0-9_]+",
-    alm="(?!weaklabel)[a-z0-9-]+",
+    alm="[a-z0-9-]+",
     aprompt="[a-z]+",
     aprompts="[a-z+]+",
     llm="[a-z0-9-]+",
@@ -38,8 +38,10 @@ def shard_audio(w):
     return [str(c.audio) for c in shard_clips(w) if c.audio is not None]
 
 
-def shard_frames(w):
-    return [str(f) for c in shard_clips(w) for f in c.frames]
+def dataset_metadata(w):
+    # Benchmark media are immutable: jobs depend on the split list, not on
+    # every frame (listing 10^5 frames as inputs costs seconds per DAG build).
+    return pipeline.metadata_file(config, w.dataset)
 
 
 def backend_of(stage, vfm=None):

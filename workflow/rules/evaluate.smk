@@ -9,20 +9,11 @@ def variant_shards(w, kind):
     return [f"{R}/text/{base}/{s}" for s in shards]
 
 
-def gt_masks(w):
-    return [
-        str(m)
-        for c in pipeline.dataset_clips(config, w.dataset)
-        for m in c.masks
-        if m is not None
-    ]
-
-
 rule evaluate:
     input:
         masks=lambda w: variant_shards(w, "masks"),
         text=lambda w: variant_shards(w, "text"),
-        gt=gt_masks,
+        metadata=dataset_metadata,
     output:
         f"{R}/metrics/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}.json",
     log:

@@ -4,7 +4,7 @@
 rule segment:
     input:
         text=f"{R}/text/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{shard}}",
-        frames=shard_frames,
+        metadata=dataset_metadata,
     output:
         directory(
             f"{R}/masks/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}/{{shard}}"

@@ -2,6 +2,8 @@
 
 
 rule translate:
+    wildcard_constraints:
+        alm="(?!weaklabel)[a-z0-9-]+",
     input:
         alm=lambda w: [
             f"{R}/alm/{w.dataset}/{w.alm}/{p}/{w.shard}" for p in w.aprompts.split("+")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,19 @@ NCC_AT_ONE = 0.95
 
 # Reference renders are matched with their long side at these fractions of the
 # frame's short side (geometric steps; the demo composites objects within this range).
-DEFAULT_SCALE_RANGE = (0.12, 0.80)
+DEFAULT_SCALE_RANGE = (0.18, 0.72)
 DEFAULT_SCALE_STEP = 1.2
+
+# Colour check: mean colour under the template may differ from the render's by a
+# per-channel gain of up to exp(OK) (jitter, lighting) at full score, fading to 0
+# by exp(OK + FADE). EPS keeps dark channels from making the ratio explode.
+COLOUR_LOG_GAIN_OK = 0.25
+COLOUR_LOG_GAIN_FADE = 0.35
+COLOUR_EPS = 0.06
+
+# GrabCut: pixels deeper inside the matched silhouette than this fraction of the box's
+# long side are definite foreground (measured on the demo: +2 IoU points vs none).
+CORE_EROSION = 0.05
 
 _ARTICLES = {"a", "an", "the", "some", "of", "and", "with", "sound", "sounds"}
 
@@ -111,7 +122,9 @@ def load_vocabulary(folder: os.PathLike[str] | str) -> dict[str, VocabularyObjec
             raise ArtifactError(png, "reference render has (almost) no opaque pixels")
         synonyms = entry.get("synonyms", [])
         if not isinstance(synonyms, list) or not all(isinstance(s, str) for s in synonyms):
-            raise ArtifactError(index_path, f"object {name!r}: 'synonyms' must be a list of strings")
+            raise ArtifactError(
+                index_path, f"object {name!r}: 'synonyms' must be a list of strings"
+            )
         vocabulary[name] = VocabularyObject(
             name=name,
             synonyms=tuple(dict.fromkeys(s.strip().lower() for s in synonyms if s.strip())),
@@ -195,9 +208,9 @@ class PhraseMapper:
                 label = _normalise(label)
                 if label and (label, obj.name) not in self._labels:
                     self._labels.append((label, obj.name))
-        self._exact = {}
+        self._exact: dict[str, list[str]] = {}  # a label may name several ("person")
         for label, name in self._labels:
-            self._exact.setdefault(label, name)
+            self._exact.setdefault(label, []).append(name)
         self._encoder_factory = encoder_factory
         self._encoder: Callable[[list[str]], np.ndarray] | None = None
         self._label_embeddings: np.ndarray | None = None
@@ -234,17 +247,15 @@ class PhraseMapper:
             return []
         for candidate in (text, " ".join(_singular(w) for w in text.split())):
             if candidate in self._exact:
-                return [(self._exact[candidate], 1.0)]
-        words = [w for w in text.split() if w not in _ARTICLES]
-        found: list[tuple[str, float]] = []
-        for word in words:
+                return [(name, 1.0) for name in self._exact[candidate]]
+        found: dict[str, float] = {}
+        for word in (w for w in text.split() if w not in _ARTICLES):
             for candidate in (word, _singular(word)):
-                name = self._exact.get(candidate)
-                if name is not None and all(name != n for n, _ in found):
-                    found.append((name, 1.0))
+                if candidate in self._exact:
+                    found.update(dict.fromkeys(self._exact[candidate], 1.0))
                     break
         if found:
-            return found
+            return list(found.items())
         best = self.similarities(text)
         name, cosine = max(best.items(), key=lambda item: item[1])
         score = text_score(cosine)
@@ -261,16 +272,17 @@ def text_score(cosine: float) -> float:
 
 @dataclass(frozen=True)
 class Template:
-    """One scaled reference render: colour, alpha weights, and its binary alpha."""
+    """One scaled reference render: colour, matchTemplate weights, and its binary alpha."""
 
     rgb: np.ndarray  # hxwx3 float32 in [0, 1]
-    weight: np.ndarray  # hxw float32 (alpha in [0, 1]), the matchTemplate mask
-    alpha: np.ndarray  # hxw bool
+    weight: np.ndarray  # hxw float32: 1 on the opaque core, 0 elsewhere
+    alpha: np.ndarray  # hxw bool, the object's silhouette at this size
+    flipped: bool
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A template placement: its box, score and the template (for the alpha hint)."""
+    """A template placement (top-left may lie outside the frame), its score and template."""
 
     x: int
     y: int
@@ -279,13 +291,43 @@ class Candidate:
 
     @property
     def box(self) -> tuple[float, float, float, float]:
+        """Unclipped xyxy box of the placed template."""
         h, w = self.template.alpha.shape
         return (float(self.x), float(self.y), float(self.x + w), float(self.y + h))
+
+    def clipped_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The box cut to the frame (objects may stand partly outside it)."""
+        x0, y0, x1, y1 = self.box
+        return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
 
 
 def match_score(ncc: float) -> float:
     """Template NCC -> detection score in [0, 1] (see NCC_AT_ZERO / NCC_AT_ONE)."""
     return float(np.clip((ncc - NCC_AT_ZERO) / (NCC_AT_ONE - NCC_AT_ZERO), 0.0, 1.0))
+
+
+def colour_agreement(frame_patch: np.ndarray, template: Template) -> float:
+    """1 where the patch has the template's colours and contrast up to moderate gains.
+
+    Normalised cross-correlation ignores per-channel offsets, so a brown chair's
+    shading can correlate with a green tree's; this factor compares the mean
+    colours (and their spread) under the template's core and fades the score out as
+    any channel's gain leaves the range colour jitter and lighting explain.
+    """
+    weight = template.weight[..., None]
+    total = float(weight.sum())
+    if total <= 0:
+        return 0.0
+    frame_mean = (frame_patch * weight).sum(axis=(0, 1)) / total
+    template_mean = (template.rgb * weight).sum(axis=(0, 1)) / total
+    log_gain = np.abs(np.log((frame_mean + COLOUR_EPS) / (template_mean + COLOUR_EPS)))
+    # NCC is also blind to contrast: a faint background gradient can correlate with a
+    # render's shading. Compare the spread of the colours under the template too.
+    frame_std = np.sqrt((((frame_patch - frame_mean) ** 2) * weight).sum() / total)
+    template_std = np.sqrt((((template.rgb - template_mean) ** 2) * weight).sum() / total)
+    log_contrast = abs(float(np.log((frame_std + COLOUR_EPS) / (template_std + COLOUR_EPS))))
+    worst = max(float(log_gain.max()), log_contrast)
+    return float(np.clip(1.0 - (worst - COLOUR_LOG_GAIN_OK) / COLOUR_LOG_GAIN_FADE, 0.0, 1.0))
 
 
 def scale_sizes(short_side: int, scale_range: Sequence[float], scale_step: float) -> list[int]:
@@ -301,30 +343,65 @@ def scale_sizes(short_side: int, scale_range: Sequence[float], scale_step: float
     return sizes
 
 
-def build_templates(rgba: np.ndarray, sizes: Sequence[int]) -> list[Template]:
-    """The reference render resized so its long side takes each of ``sizes``."""
-    height, width = rgba.shape[:2]
-    templates = []
-    for size in sizes:
-        factor = size / max(height, width)
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else image
+
+
+class TemplateBank:
+    """Scaled, optionally mirrored and blurred renders of one object, cached.
+
+    Fine-detailed renders (a bicycle's spokes) only correlate at the exact scale;
+    blurring frame and template in proportion to the template's size makes the
+    coarse search tolerant of the gaps between searched scales, and the refinement
+    step then matches sharp templates at fine scale steps around each hit.
+    """
+
+    def __init__(self, rgba: np.ndarray) -> None:
+        self.rgba = rgba
+        self._cache: dict[tuple[int, float, bool], Template | None] = {}
+
+    def get(self, long_side: int, sigma: float, flipped: bool) -> Template | None:
+        """The render with its long side at ``long_side`` pixels (None if too small)."""
+        key = (long_side, round(sigma, 2), flipped)
+        if key not in self._cache:
+            self._cache[key] = self._build(long_side, sigma, flipped)
+        return self._cache[key]
+
+    def _build(self, long_side: int, sigma: float, flipped: bool) -> Template | None:
+        rgba = self.rgba[:, ::-1] if flipped else self.rgba
+        height, width = rgba.shape[:2]
+        factor = long_side / max(height, width)
         new_w, new_h = max(4, round(width * factor)), max(4, round(height * factor))
         interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-        scaled = cv2.resize(rgba, (new_w, new_h), interpolation=interpolation)
-        weight = scaled[..., 3].astype(np.float32) / 255.0
-        alpha = weight > 0.5
-        if alpha.sum() < 12:
-            continue
-        # premultiply nothing: masked NCC ignores pixels whose weight is 0
-        templates.append(
-            Template(rgb=scaled[..., :3].astype(np.float32) / 255.0, weight=weight, alpha=alpha)
+        alpha = rgba[..., 3].astype(np.float32) / 255.0
+        premultiplied = rgba[..., :3].astype(np.float32) / 255.0 * alpha[..., None]
+        # resize and blur premultiplied colour so transparent pixels never bleed into edges
+        alpha = cv2.resize(alpha, (new_w, new_h), interpolation=interpolation)
+        premultiplied = cv2.resize(premultiplied, (new_w, new_h), interpolation=interpolation)
+        rgb = _blur(premultiplied, sigma) / np.maximum(_blur(alpha, sigma), 1e-3)[..., None]
+        silhouette = alpha > 0.5
+        if silhouette.sum() < 12:
+            return None
+        core = cv2.erode(silhouette.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        weight = (core if core.sum() >= 12 else silhouette).astype(np.float32)
+        return Template(
+            rgb=np.clip(rgb, 0.0, 1.0).astype(np.float32),
+            weight=weight,
+            alpha=silhouette,
+            flipped=flipped,
         )
-    return templates
 
 
-def _peaks(response: np.ndarray, min_score: float, max_peaks: int) -> list[tuple[int, int, float]]:
+def _ncc_map(frame: np.ndarray, template: Template) -> np.ndarray:
+    response = cv2.matchTemplate(frame, template.rgb, cv2.TM_CCOEFF_NORMED, mask=template.weight)
+    # flat frame regions make the normalisation 0/0: never a match
+    return np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
+
+
+def _peaks(response: np.ndarray, min_value: float, max_peaks: int) -> list[tuple[int, int, float]]:
     """Local maxima of a matchTemplate response (x, y, value), best first."""
-    dilated = cv2.dilate(response, np.ones((5, 5), np.uint8))
-    ys, xs = np.nonzero((response >= dilated) & (response >= min_score))
+    dilated = cv2.dilate(response, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero((response >= dilated) & (response >= min_value))
     values = response[ys, xs]
     order = np.argsort(-values)[:max_peaks]
     return [(int(xs[i]), int(ys[i]), float(values[i])) for i in order]
@@ -355,33 +432,131 @@ def non_max_suppression(
     return kept
 
 
-def detect(
-    frame: np.ndarray,
-    templates: Sequence[Template],
-    box_threshold: float,
-    max_detections: int = 5,
+@dataclass(frozen=True)
+class SearchSettings:
+    """How hard to look: scale grid, mirroring, blur, refinement grid, candidate counts."""
+
+    scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE
+    scale_step: float = DEFAULT_SCALE_STEP
+    mirrored: bool = True  # also match the left-right flipped render
+    coarse_downsample: int = 2  # coarse search on a frame shrunk by this factor
+    coarse_blur: float = 0.04  # Gaussian sigma as a fraction of the template's long side
+    fine_blur: float = 0.7  # pixels: absorbs resampling differences
+    fine_span: float = 1.12  # refine sizes within [size / span, size * span]
+    fine_steps: int = 7
+    coarse_candidates: int = 4
+    outside: float = 0.25  # fraction of a template that may stand outside the frame
+
+
+def _coarse_candidates(
+    frame: np.ndarray, bank: TemplateBank, settings: SearchSettings
 ) -> list[Candidate]:
-    """Multi-scale masked template matching; scored, NMS'd candidates >= box_threshold."""
+    """Blurred templates on a geometric scale grid over a shrunk frame; pooled, NMS'd peaks."""
     height, width = frame.shape[:2]
-    candidates: list[Candidate] = []
-    ncc_floor = NCC_AT_ZERO + box_threshold * (NCC_AT_ONE - NCC_AT_ZERO) - 1e-6
-    for template in templates:
+    down = max(1, settings.coarse_downsample)
+    small = cv2.resize(frame, (width // down, height // down), interpolation=cv2.INTER_AREA)
+    found: list[Candidate] = []
+    flips = (False, True) if settings.mirrored else (False,)
+    for size in scale_sizes(min(height, width), settings.scale_range, settings.scale_step):
+        sigma = max(0.8, settings.coarse_blur * size / down)
+        pad = round(settings.outside * size / down)
+        padded = cv2.copyMakeBorder(_blur(small, sigma), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        for flipped in flips:
+            template = bank.get(max(8, round(size / down)), sigma, flipped)
+            if template is None or any(
+                t > p for t, p in zip(template.alpha.shape, padded.shape[:2], strict=False)
+            ):
+                continue
+            for x, y, ncc in _peaks(_ncc_map(padded, template), NCC_AT_ZERO - 0.2, max_peaks=4):
+                full = bank.get(size, 0.0, flipped)
+                if full is not None:
+                    found.append(
+                        Candidate(x=(x - pad) * down, y=(y - pad) * down, template=full, score=ncc)
+                    )
+    return non_max_suppression(found)[: settings.coarse_candidates]
+
+
+def _refine(
+    padded: np.ndarray, pad: int, cand: Candidate, bank: TemplateBank, settings: SearchSettings
+) -> Candidate | None:
+    """Best sharp placement near a coarse hit over fine scale steps; score = calibrated NCC."""
+    size = max(cand.template.alpha.shape)
+    center_x = cand.x + cand.template.alpha.shape[1] / 2 + pad
+    center_y = cand.y + cand.template.alpha.shape[0] / 2 + pad
+    height, width = padded.shape[:2]
+    best: tuple[float, int, int, Template] | None = None
+    for factor in np.geomspace(1 / settings.fine_span, settings.fine_span, settings.fine_steps):
+        template = bank.get(max(8, round(size * factor)), settings.fine_blur, cand.template.flipped)
+        if template is None:
+            continue
         th, tw = template.alpha.shape
         if th > height or tw > width:
             continue
-        response = cv2.matchTemplate(frame, template.rgb, cv2.TM_CCOEFF_NORMED, mask=template.weight)
-        response = np.nan_to_num(response, nan=-1.0, posinf=-1.0, neginf=-1.0)
-        for x, y, ncc in _peaks(response, ncc_floor, max_peaks=8):
-            candidates.append(Candidate(x=x, y=y, template=template, score=match_score(ncc)))
-    kept = [c for c in non_max_suppression(candidates) if c.score >= box_threshold]
+        slack = max(4, round(0.06 * max(th, tw)))
+        x0 = int(np.clip(round(center_x - tw / 2) - slack, 0, width - tw))
+        y0 = int(np.clip(round(center_y - th / 2) - slack, 0, height - th))
+        region = padded[y0 : min(height, y0 + th + 2 * slack), x0 : min(width, x0 + tw + 2 * slack)]
+        response = _ncc_map(region, template)
+        dy, dx = np.unravel_index(int(np.argmax(response)), response.shape)
+        ncc = float(response[dy, dx])
+        if best is None or ncc > best[0]:
+            best = (ncc, x0 + int(dx), y0 + int(dy), template)
+    if best is None:
+        return None
+    ncc, x, y, template = best
+    th, tw = template.alpha.shape
+    agreement = colour_agreement(padded[y : y + th, x : x + tw], template)
+    return Candidate(x=x - pad, y=y - pad, template=template, score=match_score(ncc) * agreement)
+
+
+def detect(
+    frame: np.ndarray,
+    bank: TemplateBank,
+    box_threshold: float,
+    max_detections: int = 5,
+    settings: SearchSettings = SearchSettings(),  # noqa: B008 - frozen, immutable
+) -> list[Candidate]:
+    """Coarse-to-fine masked template matching; scored, NMS'd candidates >= box_threshold.
+
+    ``frame`` is HxWx3 float32 in [0, 1]. Coarse: blurred templates (and their mirror
+    images) on a geometric scale grid over a shrunk, blurred frame. Fine: around each
+    coarse hit, sharp templates at fine scale steps in a small window; the best fine
+    NCC, calibrated and weighted by colour agreement, becomes the score.
+    """
+    height, width = frame.shape[:2]
+    coarse = _coarse_candidates(frame, bank, settings)
+    if not coarse:
+        return []
+    pad = round(
+        settings.outside * settings.scale_range[1] * min(height, width) * settings.fine_span
+    )
+    padded = cv2.copyMakeBorder(
+        _blur(frame, settings.fine_blur), pad, pad, pad, pad, cv2.BORDER_REPLICATE
+    )
+    refined = [r for c in coarse if (r := _refine(padded, pad, c, bank, settings)) is not None]
+    kept = [c for c in non_max_suppression(refined) if c.score >= box_threshold]
     return kept[:max_detections]
 
 
 # --------------------------------------------------------------------------- box -> mask
 
 
+def paste_alpha(candidate: Candidate, width: int, height: int) -> np.ndarray:
+    """The matched template's silhouette on a frame-sized canvas (clipped at the borders)."""
+    canvas = np.zeros((height, width), dtype=bool)
+    alpha = candidate.template.alpha
+    x0, y0 = max(0, candidate.x), max(0, candidate.y)
+    x1 = min(width, candidate.x + alpha.shape[1])
+    y1 = min(height, candidate.y + alpha.shape[0])
+    if x1 > x0 and y1 > y0:
+        canvas[y0:y1, x0:x1] = alpha[
+            y0 - candidate.y : y1 - candidate.y, x0 - candidate.x : x1 - candidate.x
+        ]
+    return canvas
+
+
 def grabcut_mask(
-    image: np.ndarray, candidate: Candidate, iterations: int = 4, margin: float = 0.15
+    image: np.ndarray, candidate: Candidate, iterations: int = 3, margin: float = 0.3
 ) -> np.ndarray:
     """Boolean HxW mask of the object in ``candidate``'s box (GrabCut, box + alpha hint).
 
@@ -391,31 +566,35 @@ def grabcut_mask(
     degenerates (no background left to model, or it keeps almost nothing).
     """
     height, width = image.shape[:2]
-    x0, y0, x1, y1 = (int(round(v)) for v in candidate.box)
+    x0, y0, x1, y1 = (int(round(v)) for v in candidate.clipped_box(width, height))
+    hint = paste_alpha(candidate, width, height)
+    if x1 <= x0 or y1 <= y0:
+        return hint
     pad_x, pad_y = max(6, round((x1 - x0) * margin)), max(6, round((y1 - y0) * margin))
     rx0, ry0 = max(0, x0 - pad_x), max(0, y0 - pad_y)
     rx1, ry1 = min(width, x1 + pad_x), min(height, y1 + pad_y)
     crop = np.ascontiguousarray(image[ry0:ry1, rx0:rx1, ::-1])  # GrabCut wants BGR
-    hint = np.zeros(crop.shape[:2], dtype=bool)
-    alpha = candidate.template.alpha
-    hint[y0 - ry0 : y0 - ry0 + alpha.shape[0], x0 - rx0 : x0 - rx0 + alpha.shape[1]] = alpha
+    crop_hint = hint[ry0:ry1, rx0:rx1]
     init = np.full(crop.shape[:2], cv2.GC_BGD, dtype=np.uint8)
     init[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0] = cv2.GC_PR_BGD
-    init[hint] = cv2.GC_PR_FGD
-    full = np.zeros((height, width), dtype=bool)
-    fallback = full.copy()
-    fallback[ry0:ry1, rx0:rx1] = hint
-    if not (init == cv2.GC_BGD).any():
-        return fallback
+    init[crop_hint] = cv2.GC_PR_FGD
+    # the silhouette's deep interior is certain: keeps GrabCut from dropping the object
+    radius = max(1, round(CORE_EROSION * max(x1 - x0, y1 - y0)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    init[cv2.erode(crop_hint.astype(np.uint8), kernel).astype(bool)] = cv2.GC_FGD
+    if not (init == cv2.GC_BGD).any() or not crop_hint.any():
+        return hint
     bgd_model = np.zeros((1, 65), np.float64)
     fgd_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's global RNG: same input, same mask
     try:
         cv2.grabCut(crop, init, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:
-        return fallback
+        return hint
     foreground = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
-    if foreground.sum() < 0.25 * hint.sum():
-        return fallback
+    if foreground.sum() < 0.25 * crop_hint.sum():
+        return hint
+    full = np.zeros((height, width), dtype=bool)
     full[ry0:ry1, rx0:rx1] = foreground
     return full
 
@@ -435,22 +614,22 @@ class DemoMatcher:
         scale_range: Sequence[float] = DEFAULT_SCALE_RANGE,
         scale_step: float = DEFAULT_SCALE_STEP,
         max_detections: int = 5,
-        grabcut_iterations: int = 4,
+        grabcut_iterations: int = 3,
         encoder_factory: Callable[[], Callable[[list[str]], np.ndarray]] | None = None,
     ) -> None:
         self.vocabulary_dir = Path(vocabulary)
         self.vocabulary = load_vocabulary(self.vocabulary_dir)
         self.device = device
-        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
-        self.scale_step = float(scale_step)
-        if not 0 < self.scale_range[0] <= self.scale_range[1] or self.scale_step <= 1.0:
+        low, high = float(scale_range[0]), float(scale_range[1])
+        if not 0 < low <= high or float(scale_step) <= 1.0:
             raise ValueError(f"bad scale_range {scale_range} / scale_step {scale_step}")
+        self.settings = SearchSettings(scale_range=(low, high), scale_step=float(scale_step))
         self.max_detections = int(max_detections)
         self.grabcut_iterations = int(grabcut_iterations)
         self.mapper = PhraseMapper(
             self.vocabulary, encoder_factory or (lambda: load_minilm_encoder(self.device))
         )
-        self._templates: dict[tuple[str, int], list[Template]] = {}
+        self.banks = {name: TemplateBank(obj.rgba) for name, obj in self.vocabulary.items()}
 
     def identity(self) -> dict[str, Any]:
         """Backend, model and vocabulary hashes, and every constant that shapes the output."""
@@ -458,27 +637,26 @@ class DemoMatcher:
             "backend": self.name,
             "text_model": "sentence-transformers/all-MiniLM-L6-v2",
             "text_model_sha256": MINILM.sha256,
-            "vocabulary": {
-                name: obj.file_sha256 for name, obj in sorted(self.vocabulary.items())
-            },
+            "vocabulary": {name: obj.file_sha256 for name, obj in sorted(self.vocabulary.items())},
             "vocabulary_labels": {
                 name: list(obj.synonyms) for name, obj in sorted(self.vocabulary.items())
             },
             "cosine_floor": COSINE_FLOOR,
             "ncc_calibration": [NCC_AT_ZERO, NCC_AT_ONE],
-            "scale_range": list(self.scale_range),
-            "scale_step": self.scale_step,
+            "search": asdict(self.settings),
             "max_detections": self.max_detections,
             "grabcut_iterations": self.grabcut_iterations,
+            "grabcut_core_erosion": CORE_EROSION,
+            "colour_check": [COLOUR_LOG_GAIN_OK, COLOUR_LOG_GAIN_FADE, COLOUR_EPS],
         }
 
-    def templates_for(self, name: str, short_side: int) -> list[Template]:
-        """Scaled reference renders of ``name`` for frames with this short side (cached)."""
-        key = (name, short_side)
-        if key not in self._templates:
-            sizes = scale_sizes(short_side, self.scale_range, self.scale_step)
-            self._templates[key] = build_templates(self.vocabulary[name].rgba, sizes)
-        return self._templates[key]
+    def objects_for(self, prompt: str, text_threshold: float) -> dict[str, str]:
+        """Vocabulary objects the prompt names, each with the phrase that named it first."""
+        objects: dict[str, str] = {}
+        for phrase in split_prompt(prompt):
+            for name, _ in self.mapper.map_phrase(phrase, text_threshold):
+                objects.setdefault(name, phrase)
+        return objects
 
     def segment(
         self, image: np.ndarray, prompt: str, box_threshold: float, text_threshold: float
@@ -486,22 +664,21 @@ class DemoMatcher:
         """Union mask (binary float32) of every phrase's kept boxes, and the boxes."""
         check_image(image)
         result = empty_result(image)
-        objects: dict[str, str] = {}  # object -> the phrase that named it first
-        for phrase in split_prompt(prompt):
-            for name, _ in self.mapper.map_phrase(phrase, text_threshold):
-                objects.setdefault(name, phrase)
+        objects = self.objects_for(prompt, text_threshold)
         if not objects:
             return result
         frame = image.astype(np.float32) / 255.0
-        short_side = min(image.shape[:2])
+        height, width = image.shape[:2]
         union = np.zeros(image.shape[:2], dtype=bool)
         for name, phrase in objects.items():
             found = detect(
-                frame, self.templates_for(name, short_side), box_threshold, self.max_detections
+                frame, self.banks[name], box_threshold, self.max_detections, self.settings
             )
             for cand in found:
                 union |= grabcut_mask(image, cand, iterations=self.grabcut_iterations)
-                result.detections.append(Detection(box=cand.box, score=cand.score, phrase=phrase))
+                result.detections.append(
+                    Detection(box=cand.clipped_box(width, height), score=cand.score, phrase=phrase)
+                )
         result.mask = union.astype(np.float32)
         return result
 

@@ -44,6 +44,8 @@ _LEADING_FILLERS = re.compile(
     re.IGNORECASE,
 )
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+_OPEN_TAG_RE = re.compile(r"<answer>", re.IGNORECASE)
+_CLOSE_TAG_RE = re.compile(r"</answer>", re.IGNORECASE)
 _STRAY_TAG_RE = re.compile(r"</?answer>", re.IGNORECASE)
 _ITEM_SPLIT_RE = re.compile(r"[,;\n]")
 _EDGE_PUNCT = " \t\r\n.!?:\"'`*()[]{}"
@@ -85,7 +87,9 @@ def build_user_text(frames: Sequence[Sequence[str]], prompt_consistency: bool) -
     return "\n".join(blocks)
 
 
-def build_requests(strategy: str, texts_by_prompt: Sequence[Sequence[str]]) -> list[TranslationRequest]:
+def build_requests(
+    strategy: str, texts_by_prompt: Sequence[Sequence[str]]
+) -> list[TranslationRequest]:
     """All LLM calls a clip needs under ``strategy``.
 
     ``texts_by_prompt[k][i]`` is the ALM text of frame i for ALM prompt k; strategies
@@ -133,13 +137,29 @@ def normalise_answer(answer: str) -> str:
 def parse_answers(text: str, n_frames: int) -> list[str] | None:
     """Normalised answers, one per frame in order; None when the reply is malformed.
 
-    Malformed means: no ``<answer>`` tags at all, or a count other than ``n_frames``.
+    Malformed means: no ``<answer>`` tags at all, unbalanced tags, or a count other
+    than ``n_frames``.
     The caller then falls back to the raw ALM text and records it, never an empty
     prompt in disguise.
     """
     if n_frames < 1 or not text:
         return None
     bodies = _ANSWER_RE.findall(text)
-    if len(bodies) != n_frames:
+    opens = len(_OPEN_TAG_RE.findall(text))
+    closes = len(_CLOSE_TAG_RE.findall(text))
+    if not len(bodies) == opens == closes == n_frames:
         return None
     return [normalise_answer(body) for body in bodies]
+
+
+def reply_problem(text: str, n_frames: int) -> str:
+    """Why :func:`parse_answers` rejected ``text`` (for the fallback record)."""
+    if not text or not text.strip():
+        return "empty reply"
+    found = len(_ANSWER_RE.findall(text))
+    if found == 0:
+        return "no <answer>...</answer> tags in the reply"
+    opens, closes = len(_OPEN_TAG_RE.findall(text)), len(_CLOSE_TAG_RE.findall(text))
+    if opens != closes or opens != found:
+        return f"unbalanced <answer> tags ({opens} open, {closes} close)"
+    return f"wrong number of answers: got {found}, expected {n_frames}"

@@ -1,0 +1,138 @@
+"""``gdino-sam2``: GroundingDINO 1.0 boxes segmented by SAM 2.1 (OpenAVS (SAM2), Table 1).
+
+Same detector as ``gdino-sam`` (:class:`~avsbridge.segment.gdino_sam.GroundingDinoDetector`);
+the segmenter is the ``sam2`` package's ``build_sam2`` (hydra config
+``configs/sam2.1/sam2.1_hiera_l.yaml``, checkpoint ``sam2.1_hiera_large.pt``) and
+``SAM2ImagePredictor``, all boxes of a frame in one batched ``predict`` call.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from avsbridge.io import ArtifactError
+from avsbridge.segment import SEGMENTERS
+from avsbridge.segment._boxes import WeightFile, check_thresholds, to_detections, union_masks
+from avsbridge.segment.base import (
+    SegResult,
+    check_image,
+    empty_result,
+    resolve_device,
+    split_prompt,
+)
+from avsbridge.segment.gdino_sam import GDINO_IMAGE_SIZE, GDINO_MAX_SIZE, GroundingDinoDetector
+from avsbridge.weights import WeightSource, register_source
+
+SAM2_LARGE_SOURCE = register_source(
+    WeightSource(
+        name="sam2.1-hiera-large",
+        filename="sam2.1_hiera_large.pt",
+        url="https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_large.pt",
+        sha256="2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+        licence="Apache-2.0",
+        note="SAM 2.1 Hiera-L; hydra config configs/sam2.1/sam2.1_hiera_l.yaml",
+    )
+)
+DEFAULT_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
+
+
+@SEGMENTERS.register("gdino-sam2")
+class GdinoSam2:
+    """GroundingDINO boxes -> SAM 2.1 box prompts (one batched call) -> union mask.
+
+    Options: ``device`` ("auto"), the detector options of ``gdino-sam``
+    (``gdino_config``, ``gdino_checkpoint``, ``text_encoder``,
+    ``gdino_image_size``, ``gdino_max_size``), ``sam2_checkpoint`` (overrides the
+    pinned ``sam2.1_hiera_large.pt``), ``sam2_config`` (a hydra config name inside
+    the sam2 package) and ``sam2_overrides`` (extra hydra overrides, e.g. the
+    reduced dims of a tiny test model).
+    """
+
+    name = "gdino-sam2"
+
+    def __init__(
+        self,
+        device: str = "auto",
+        gdino_config: str | os.PathLike[str] | None = None,
+        gdino_checkpoint: str | os.PathLike[str] | None = None,
+        text_encoder: str | os.PathLike[str] | None = None,
+        gdino_image_size: int = GDINO_IMAGE_SIZE,
+        gdino_max_size: int = GDINO_MAX_SIZE,
+        sam2_checkpoint: str | os.PathLike[str] | None = None,
+        sam2_config: str = DEFAULT_SAM2_CONFIG,
+        sam2_overrides: Sequence[str] = (),
+    ) -> None:
+        from sam2.build_sam import build_sam2
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        self.device = resolve_device(device)
+        self.detector = GroundingDinoDetector(
+            self.device,
+            config=gdino_config,
+            checkpoint=gdino_checkpoint,
+            text_encoder=text_encoder,
+            image_size=gdino_image_size,
+            max_size=gdino_max_size,
+        )
+        self.sam2_weight = WeightFile.locate(sam2_checkpoint, SAM2_LARGE_SOURCE.name)
+        self.sam2_config = sam2_config
+        self.sam2_overrides = list(sam2_overrides)
+        try:
+            model = build_sam2(
+                sam2_config,
+                str(self.sam2_weight.path),
+                device=self.device,
+                mode="eval",
+                hydra_overrides_extra=self.sam2_overrides,
+            )
+        except (RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
+            raise ArtifactError(
+                self.sam2_weight.path, f"does not load into {sam2_config} ({exc})"
+            ) from None
+        self.predictor = SAM2ImagePredictor(model)
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            **self.detector.identity(),
+            "segmenter": "sam2",
+            "sam2_config": self.sam2_config,
+            "sam2_overrides": self.sam2_overrides,
+            "sam2_checkpoint_sha256": self.sam2_weight.sha256(),
+            "mask": "union of single-mask box prompts (binary)",
+        }
+
+    def segment(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        box_threshold: float = 0.25,
+        text_threshold: float = 0.25,
+    ) -> SegResult:
+        """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
+        import torch
+
+        check_image(image)
+        check_thresholds(box_threshold, text_threshold)
+        phrases = split_prompt(prompt)
+        if not phrases:
+            return empty_result(image)
+        boxes, scores, found = self.detector.detect(image, phrases, box_threshold, text_threshold)
+        if len(boxes) == 0:
+            return empty_result(image)
+        height, width = image.shape[:2]
+        with torch.inference_mode():
+            self.predictor.set_image(image)
+            masks, _, _ = self.predictor.predict(
+                box=np.asarray(boxes, dtype=np.float32), multimask_output=False
+            )
+        self.predictor.reset_predictor()
+        return SegResult(
+            mask=union_masks(masks, height, width),
+            detections=to_detections(boxes, scores, found),
+        )

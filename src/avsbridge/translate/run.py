@@ -1,0 +1,243 @@
+"""Stage runner: translate a shard of clips' ALM texts into VFM prompts.
+
+Snakemake rules call :func:`translate_shard` (and :func:`weak_label_shard` for
+OpenAVS*). Every LLM call goes through the content-addressed cache, so a re-run
+makes zero backend calls, and the per-clip records count requests, real calls,
+cache hits, tokens and fallbacks: Table 4's cost column is measured, not copied.
+The output folder is built aside and swapped in whole, so a failed or killed job
+leaves nothing that a later run would trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from avsbridge.data.records import Clip
+from avsbridge.io import ArtifactError, atomic_dir, atomic_write_json, read_json
+from avsbridge.translate import TRANSLATORS
+from avsbridge.translate.backends import Translator
+from avsbridge.translate.cache import CallCache
+from avsbridge.translate.categories import labels_to_prompt
+from avsbridge.translate.prompts import citation, get_strategy
+from avsbridge.translate.strategies import build_requests, parse_answers, reply_problem
+
+SUMMARY_FILE = "_summary.json"
+_COUNTERS = (
+    "alm_calls",
+    "llm_requests",
+    "llm_calls",
+    "cache_hits",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+def _read_alm_texts(
+    alm_dirs: dict[str, Path], slug: str, n_frames: int | None
+) -> tuple[str, dict[str, list[str]], int]:
+    """(clip id, texts per ALM prompt key, ALM calls) of one clip, validated."""
+    clip_id: str | None = None
+    texts_by_key: dict[str, list[str]] = {}
+    alm_calls = 0
+    for prompt_key, folder in alm_dirs.items():
+        path = Path(folder) / f"{slug}.json"
+        doc = read_json(path)
+        if not isinstance(doc, dict):
+            raise ArtifactError(path, "ALM record is not a JSON object")
+        texts = doc.get("texts")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ArtifactError(path, "'texts' must be a list of strings (one per frame)")
+        if not texts:
+            raise ArtifactError(path, "'texts' is empty: a clip has at least one frame")
+        this_clip = doc.get("clip")
+        if not isinstance(this_clip, str) or not this_clip:
+            raise ArtifactError(path, "'clip' id is missing")
+        if clip_id is not None and this_clip != clip_id:
+            raise ArtifactError(
+                path, f"clip {this_clip!r} differs from {clip_id!r} of other prompts"
+            )
+        clip_id = this_clip
+        if n_frames is not None:
+            if len(texts) < n_frames:
+                raise ArtifactError(path, f"{len(texts)} frame texts, {n_frames} expected")
+            texts = texts[:n_frames]
+            used_calls = n_frames
+        else:
+            calls = doc.get("alm_calls", len(texts))
+            if not isinstance(calls, int) or calls < 0:
+                raise ArtifactError(path, "'alm_calls' must be a non-negative integer")
+            used_calls = calls
+        texts_by_key[prompt_key] = list(texts)
+        alm_calls += used_calls
+    lengths = {len(t) for t in texts_by_key.values()}
+    if len(lengths) != 1:
+        where = ", ".join(f"{k}: {len(t)}" for k, t in texts_by_key.items())
+        raise ArtifactError(
+            Path(next(iter(alm_dirs.values()))) / f"{slug}.json",
+            f"ALM prompts disagree on the number of frames ({where})",
+        )
+    assert clip_id is not None
+    return clip_id, texts_by_key, alm_calls
+
+
+def raw_prompt(frame_texts: Sequence[str]) -> str:
+    """The "w/o LLM" prompt of one frame: its ALM text(s), distinct ones joined by ". "."""
+    distinct: list[str] = []
+    for text in frame_texts:
+        text = text.strip()
+        if text and text not in distinct:
+            distinct.append(text)
+    return ". ".join(distinct)
+
+
+def _translate_clip(
+    clip_id: str,
+    texts_by_key: dict[str, list[str]],
+    alm_calls: int,
+    strategy: str,
+    translator: Translator,
+    identity: dict[str, Any],
+    cache: CallCache,
+) -> dict[str, Any]:
+    texts_by_prompt = list(texts_by_key.values())
+    n_frames = len(texts_by_prompt[0])
+    raw = [raw_prompt([texts[i] for texts in texts_by_prompt]) for i in range(n_frames)]
+    record: dict[str, Any] = {
+        "clip": clip_id,
+        "strategy": strategy,
+        "backend": identity,
+        "raw_texts": texts_by_key,
+        "alm_calls": alm_calls,
+        "llm_requests": 0,
+        "llm_calls": 0,
+        "cache_hits": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "fallback_frames": [],
+        "fallback_reasons": [],
+        "cache_keys": [],
+    }
+    if translator.passthrough:
+        record["prompts"] = raw
+        return record
+    prompts: list[str | None] = [None] * n_frames
+    for request in build_requests(strategy, texts_by_prompt):
+        answer = cache.complete(translator, request.system, request.user, clip=clip_id)
+        record["llm_requests"] += 1
+        record["llm_calls" if not answer.hit else "cache_hits"] += 1
+        record["prompt_tokens"] += answer.completion.prompt_tokens
+        record["completion_tokens"] += answer.completion.completion_tokens
+        record["cache_keys"].append(answer.key)
+        n_answers = len(request.frame_indices)
+        parsed = parse_answers(answer.completion.text, n_answers)
+        if parsed is None:
+            problem = reply_problem(answer.completion.text, n_answers)
+            for frame in request.frame_indices:
+                prompts[frame] = raw[frame]
+                record["fallback_frames"].append(frame)
+                record["fallback_reasons"].append(
+                    f"frame {frame}: {problem} (cache key {answer.key}); used the raw ALM text"
+                )
+        else:
+            for frame, prompt in zip(request.frame_indices, parsed, strict=True):
+                prompts[frame] = prompt
+    record["prompts"] = prompts
+    return record
+
+
+def _write_shard(
+    out_dir: Path, records: dict[str, dict[str, Any]], summary: dict[str, Any]
+) -> None:
+    with atomic_dir(out_dir) as tmp:
+        for slug, record in records.items():
+            atomic_write_json(tmp / f"{slug}.json", record)
+        atomic_write_json(tmp / SUMMARY_FILE, summary)
+
+
+def _summary(records: dict[str, dict[str, Any]], **header: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = dict(header)
+    summary["clips"] = len(records)
+    summary["frames"] = sum(len(r["prompts"]) for r in records.values())
+    for name in _COUNTERS:
+        summary[name] = sum(int(r[name]) for r in records.values())
+    summary["fallback_frames"] = sum(len(r["fallback_frames"]) for r in records.values())
+    summary["fallback_clips"] = {
+        slug: r["fallback_frames"] for slug, r in records.items() if r["fallback_frames"]
+    }
+    return summary
+
+
+def translate_shard(
+    alm_dirs: dict[str, Path],
+    clip_ids: list[str],
+    backend: str,
+    backend_options: dict[str, Any],
+    strategy: str,
+    cache_dir: Path,
+    out_dir: Path,
+    offline: bool = False,
+    n_frames: int | None = None,
+) -> None:
+    """Translate every clip of a shard and write ``out_dir/{slug}.json`` + ``_summary.json``.
+
+    ``alm_dirs`` maps ALM prompt key -> folder of ALM records; pc/pcfc use all of
+    them as exp1..expK in the given order, none/fc exactly one. ``n_frames`` keeps
+    the first n frames of each clip. Backend failures (after the backend's retries)
+    and offline cache misses propagate: the job fails and ``out_dir`` is untouched.
+    """
+    spec = get_strategy(strategy)
+    if not alm_dirs:
+        raise ValueError("translate_shard: no ALM prompt folders given")
+    if not spec.prompt_consistency and len(alm_dirs) != 1:
+        raise ValueError(
+            f"strategy {strategy!r} ({spec.section}) uses exactly one ALM prompt, "
+            f"got {len(alm_dirs)}: {', '.join(alm_dirs)}"
+        )
+    translator = TRANSLATORS.create(backend, **backend_options)
+    identity = translator.identity()
+    cache = CallCache(Path(cache_dir), offline=offline)
+    records: dict[str, dict[str, Any]] = {}
+    for slug in clip_ids:
+        clip_id, texts_by_key, alm_calls = _read_alm_texts(alm_dirs, slug, n_frames)
+        records[slug] = _translate_clip(
+            clip_id, texts_by_key, alm_calls, strategy, translator, identity, cache
+        )
+    summary = _summary(
+        records,
+        strategy=strategy,
+        strategy_prompt=spec.section,
+        prompt_citation=citation(),
+        backend=identity,
+        alm_prompts=list(alm_dirs),
+    )
+    _write_shard(Path(out_dir), records, summary)
+
+
+def weak_label_shard(clips: list[Clip], out_dir: Path) -> None:
+    """OpenAVS* (Table 5): every frame's prompt is the clip's weak label(s) as nouns."""
+    records: dict[str, dict[str, Any]] = {}
+    for clip in clips:
+        labels = list(clip.labels) or ([clip.category] if clip.category else [])
+        prompt = labels_to_prompt(labels)
+        if not prompt:
+            raise ValueError(f"clip {clip.id!r} has no weak label (labels and category empty)")
+        records[clip.slug] = {
+            "clip": clip.id,
+            "strategy": "weak-label",
+            "backend": {"backend": "weak-label"},
+            "prompts": [prompt] * clip.n_frames,
+            "raw_texts": {"weak_label": [", ".join(labels)] * clip.n_frames},
+            "alm_calls": 0,
+            "llm_requests": 0,
+            "llm_calls": 0,
+            "cache_hits": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "fallback_frames": [],
+            "fallback_reasons": [],
+            "cache_keys": [],
+        }
+    summary = _summary(records, strategy="weak-label", backend={"backend": "weak-label"})
+    _write_shard(Path(out_dir), records, summary)
