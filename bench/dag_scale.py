@@ -74,7 +74,8 @@ def build_placeholder_tree(root: Path) -> tuple[int, int]:
 def snakemake(workdir: Path, configfile: Path, *extra: str) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2",
-           "--quiet", "rules", *extra, *TARGETS]
+           *(["--quiet", "rules"] if "--verbose" not in extra else []),
+           *[e for e in extra if e != "--verbose"], *TARGETS]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     elapsed = time.perf_counter() - start
@@ -82,6 +83,23 @@ def snakemake(workdir: Path, configfile: Path, *extra: str) -> tuple[float, str]
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"snakemake failed ({' '.join(extra)})")
     return elapsed, proc.stdout + proc.stderr
+
+
+def create_outputs(workdir: Path, dryrun_output: str) -> int:
+    """Make every planned output exist (folders for directory() outputs, else files)."""
+    outputs: set[str] = set()
+    for line in dryrun_output.splitlines():
+        line = line.strip()
+        if line.startswith("output:"):
+            outputs.update(p.strip() for p in line.removeprefix("output:").split(","))
+    for out in sorted(outputs):
+        path = Path(out) if Path(out).is_absolute() else workdir / out
+        if any(f"/{family}/" in out for family in ("alm", "text", "masks")):
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    return len(outputs)
 
 
 def count_jobs(output: str) -> int:
@@ -111,6 +129,8 @@ def main() -> None:
         (workdir / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
         dry_s, out = snakemake(workdir, configfile, "-n")
         jobs = count_jobs(out)
+        _, listing = snakemake(workdir, configfile, "-n", "--verbose")
+        create_outputs(workdir, listing)
         touch_s, _ = snakemake(workdir, configfile, "--touch")
         noop_s, noop_out = snakemake(workdir, configfile, "-n")
         result = {"jobs": jobs, "dryrun_s": round(dry_s, 2), "noop_s": round(noop_s, 2),
