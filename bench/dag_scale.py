@@ -24,8 +24,13 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = ["reports/table1.csv", "reports/table3.csv", "reports/table4.csv",
-           "reports/table5.csv", "reports/figure5.png"]
+TARGETS = [
+    "reports/table1.csv",
+    "reports/table3.csv",
+    "reports/table4.csv",
+    "reports/table5.csv",
+    "reports/figure5.png",
+]
 
 
 def fixtures_dir() -> Path:
@@ -44,7 +49,9 @@ def build_placeholder_tree(root: Path) -> tuple[int, int]:
     ms3 = json.loads((lists / "ms3_seg.json").read_text())
     s4_rows: dict[str, str] = {}
     for item in s4:
-        tail = _tail(item["image"], "AVSbench/")  # Single-source/s4_data/visual_frames/test/cat/name/name_k.png
+        tail = _tail(
+            item["image"], "AVSbench/"
+        )  # Single-source/s4_data/visual_frames/test/cat/name/name_k.png
         parts = tail.split("/")
         category, name = parts[4], parts[5]
         s4_rows[name] = category
@@ -72,10 +79,22 @@ def build_placeholder_tree(root: Path) -> tuple[int, int]:
 
 
 def snakemake(workdir: Path, configfile: Path, *extra: str) -> tuple[float, str]:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2",
-           *(["--quiet", "rules"] if "--verbose" not in extra else []),
-           *[e for e in extra if e != "--verbose"], *TARGETS]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *(["--quiet", "rules"] if "--verbose" not in extra else []),
+        *[e for e in extra if e != "--verbose"],
+        *TARGETS,
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     elapsed = time.perf_counter() - start
@@ -126,16 +145,24 @@ def main() -> None:
         workdir.mkdir()
         (workdir / "params.yaml").write_text((REPO / "params.yaml").read_text())
         (workdir / "config").mkdir()
-        (workdir / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+        (workdir / "config" / "config.yaml").write_text(
+            (REPO / "config" / "config.yaml").read_text()
+        )
         dry_s, out = snakemake(workdir, configfile, "-n")
         jobs = count_jobs(out)
         _, listing = snakemake(workdir, configfile, "-n", "--verbose")
         create_outputs(workdir, listing)
         touch_s, _ = snakemake(workdir, configfile, "--touch")
         noop_s, noop_out = snakemake(workdir, configfile, "-n")
-        result = {"jobs": jobs, "dryrun_s": round(dry_s, 2), "noop_s": round(noop_s, 2),
-                  "touch_s": round(touch_s, 2), "s4_clips": n_s4, "ms3_clips": n_ms3,
-                  "noop_jobs": count_jobs(noop_out)}
+        result = {
+            "jobs": jobs,
+            "dryrun_s": round(dry_s, 2),
+            "noop_s": round(noop_s, 2),
+            "touch_s": round(touch_s, 2),
+            "s4_clips": n_s4,
+            "ms3_clips": n_ms3,
+            "noop_jobs": count_jobs(noop_out),
+        }
     if args.json:
         print(json.dumps(result))
     else:

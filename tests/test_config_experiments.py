@@ -36,7 +36,9 @@ def test_paper_profile_valid(repo_root):
 
 def test_invalid_config_names_the_key(tmp_path: Path, repo_root):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((repo_root / "config" / "config.yaml").read_text().replace("split: test", "split: 3"))
+    bad.write_text(
+        (repo_root / "config" / "config.yaml").read_text().replace("split: test", "split: 3")
+    )
     with pytest.raises(ConfigError, match=r"datasets/s4/split"):
         load_config(bad)
     with pytest.raises(ConfigError, match="strategy"):
@@ -82,7 +84,10 @@ def test_table3_and_table4_variants(demo_config):
     t4 = report_variants(demo_config, "table4")
     assert [v.strategy for v in t4] == ["none", "fc", "pc", "pcfc"]
     row = paper_tables()["table4"]["rows"][0]
-    assert row_cells(demo_config, "table4", row)["api_calls_per_instance"].metric == "alm_calls_per_instance"
+    assert (
+        row_cells(demo_config, "table4", row)["api_calls_per_instance"].metric
+        == "alm_calls_per_instance"
+    )
 
 
 def test_weak_label_variant(demo_config):

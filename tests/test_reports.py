@@ -20,10 +20,16 @@ def config_with_metrics(tmp_path: Path) -> dict:
     config = load_config(overrides={"results_dir": str(tmp_path / "results")})
     for report in ("table1", "table3", "table4", "table5", "figure5"):
         for i, v in enumerate(report_variants(config, report)):
-            atomic_write_json(v.metrics_path(config["results_dir"]), {
-                "miou": 0.5 + v.box_threshold / 10 + i / 1000, "fscore": 0.6, "fscore_pooled": 0.61,
-                "alm_calls_per_instance": 5.0 * len(v.aprompts), "llm_calls_per_instance": 1.0,
-            })
+            atomic_write_json(
+                v.metrics_path(config["results_dir"]),
+                {
+                    "miou": 0.5 + v.box_threshold / 10 + i / 1000,
+                    "fscore": 0.6,
+                    "fscore_pooled": 0.61,
+                    "alm_calls_per_instance": 5.0 * len(v.aprompts),
+                    "llm_calls_per_instance": 1.0,
+                },
+            )
     return config
 
 
@@ -47,7 +53,9 @@ def test_table4_calls_are_measured(config_with_metrics):
 
 
 def test_missing_metrics_file_is_an_error(config_with_metrics):
-    path = report_variants(config_with_metrics, "table5")[0].metrics_path(config_with_metrics["results_dir"])
+    path = report_variants(config_with_metrics, "table5")[0].metrics_path(
+        config_with_metrics["results_dir"]
+    )
     Path(path).unlink()
     with pytest.raises(ValueError, match="missing"):
         build_table(config_with_metrics, "table5")

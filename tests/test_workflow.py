@@ -26,8 +26,13 @@ def _config(tmp: Path, **vfm: float) -> Path:
     config["profile"] = "test"
     config["results_dir"] = str(tmp / "results")
     config["datasets"] = {
-        "s4": {"kind": "s4", "root": str(REPO / "data" / "demo"), "split": "test",
-               "shard_size": 2, "limit": 2},
+        "s4": {
+            "kind": "s4",
+            "root": str(REPO / "data" / "demo"),
+            "split": "test",
+            "shard_size": 2,
+            "limit": 2,
+        },
     }
     config["backends"]["llm"] = {"name": "none"}
     config["backends"]["vfm"]["sam"]["options"]["vocabulary"] = str(REPO / "data/demo/vocabulary")
@@ -40,8 +45,20 @@ def _config(tmp: Path, **vfm: float) -> Path:
 
 
 def _snakemake(workdir: Path, configfile: Path, *args: str) -> str:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -50,8 +67,11 @@ def _snakemake(workdir: Path, configfile: Path, *args: str) -> str:
 
 def _planned(out: str) -> dict[str, int]:
     table = out.split("Job stats:", 1)[1] if "Job stats:" in out else ""
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
-            if m.group(1) != "total"}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+        if m.group(1) != "total"
+    }
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ way weight files are found and fingerprinted are the same, so they live here.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,3 +163,27 @@ def dir_fingerprint(path: Path) -> str:
         digest.update(file.relative_to(path).as_posix().encode("utf-8"))
         digest.update(sha256_file(file).encode("ascii"))
     return digest.hexdigest()
+
+
+def detect_prompt(
+    detect: Callable[..., tuple[Any, Any, list[str]]],
+    image: np.ndarray,
+    prompt: str,
+    box_threshold: float,
+    text_threshold: float,
+) -> tuple[Any, Any, list[str]] | None:
+    """Shared prologue of the GroundingDINO backends: check, split, detect.
+
+    None means there is nothing to segment (silence, or no box above threshold).
+    """
+    from avsbridge.segment.base import check_image, split_prompt
+
+    check_image(image)
+    check_thresholds(box_threshold, text_threshold)
+    phrases = split_prompt(prompt)
+    if not phrases:
+        return None
+    boxes, scores, found = detect(image, phrases, box_threshold, text_threshold)
+    if len(boxes) == 0:
+        return None
+    return boxes, scores, found

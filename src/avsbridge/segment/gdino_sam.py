@@ -26,19 +26,17 @@ from avsbridge.io import ArtifactError, sha256_file
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
     WeightFile,
-    check_thresholds,
     clean_phrase,
     cxcywh_norm_to_xyxy_pixels,
+    detect_prompt,
     gdino_caption,
     to_detections,
     union_masks,
 )
 from avsbridge.segment.base import (
     SegResult,
-    check_image,
     empty_result,
     resolve_device,
-    split_prompt,
 )
 from avsbridge.weights import WeightSource, register_source
 
@@ -344,14 +342,10 @@ class GdinoSam:
         """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
         import torch
 
-        check_image(image)
-        check_thresholds(box_threshold, text_threshold)
-        phrases = split_prompt(prompt)
-        if not phrases:
+        detected = detect_prompt(self.detector.detect, image, prompt, box_threshold, text_threshold)
+        if detected is None:
             return empty_result(image)
-        boxes, scores, found = self.detector.detect(image, phrases, box_threshold, text_threshold)
-        if len(boxes) == 0:
-            return empty_result(image)
+        boxes, scores, found = detected
         height, width = image.shape[:2]
         self.predictor.set_image(image, image_format="RGB")
         box_tensor = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)

@@ -17,13 +17,11 @@ import numpy as np
 
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
-from avsbridge.segment._boxes import WeightFile, check_thresholds, to_detections, union_masks
+from avsbridge.segment._boxes import WeightFile, detect_prompt, to_detections, union_masks
 from avsbridge.segment.base import (
     SegResult,
-    check_image,
     empty_result,
     resolve_device,
-    split_prompt,
 )
 from avsbridge.segment.gdino_sam import GDINO_IMAGE_SIZE, GDINO_MAX_SIZE, GroundingDinoDetector
 from avsbridge.weights import WeightSource, register_source
@@ -117,14 +115,10 @@ class GdinoSam2:
         """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
         import torch
 
-        check_image(image)
-        check_thresholds(box_threshold, text_threshold)
-        phrases = split_prompt(prompt)
-        if not phrases:
+        detected = detect_prompt(self.detector.detect, image, prompt, box_threshold, text_threshold)
+        if detected is None:
             return empty_result(image)
-        boxes, scores, found = self.detector.detect(image, phrases, box_threshold, text_threshold)
-        if len(boxes) == 0:
-            return empty_result(image)
+        boxes, scores, found = detected
         height, width = image.shape[:2]
         with torch.inference_mode():
             self.predictor.set_image(image)

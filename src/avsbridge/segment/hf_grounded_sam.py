@@ -19,9 +19,9 @@ import numpy as np
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
-    check_thresholds,
     clean_phrase,
     clip_boxes,
+    detect_prompt,
     dir_fingerprint,
     gdino_caption,
     to_detections,
@@ -29,10 +29,8 @@ from avsbridge.segment._boxes import (
 )
 from avsbridge.segment.base import (
     SegResult,
-    check_image,
     empty_result,
     resolve_device,
-    split_prompt,
 )
 
 DEFAULT_GDINO_MODEL = "IDEA-Research/grounding-dino-tiny"
@@ -150,14 +148,10 @@ class HfGroundedSam:
         import torch
         from PIL import Image
 
-        check_image(image)
-        check_thresholds(box_threshold, text_threshold)
-        phrases = split_prompt(prompt)
-        if not phrases:
+        detected = detect_prompt(self.detect, image, prompt, box_threshold, text_threshold)
+        if detected is None:
             return empty_result(image)
-        boxes, scores, found = self.detect(image, phrases, box_threshold, text_threshold)
-        if len(boxes) == 0:
-            return empty_result(image)
+        boxes, scores, found = detected
         height, width = image.shape[:2]
         inputs = self.sam_processor(
             images=Image.fromarray(image), input_boxes=[boxes.tolist()], return_tensors="pt"
