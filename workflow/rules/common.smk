@@ -55,3 +55,36 @@ def gpu_for(name):
 
 def text_dir(w):
     return f"{R}/text/{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}/{w.shard}"
+
+
+def variant_shards(w, kind):
+    shards = pipeline.shard_names(config, w.dataset)
+    base = f"{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}"
+    if kind == "masks":
+        return [f"{R}/masks/{base}/{w.vfm}/{w.thr}/{s}" for s in shards]
+    return [f"{R}/text/{base}/{s}" for s in shards]
+
+
+def family_outputs(family):
+    variants = dict.fromkeys(
+        v for r in experiments.REPORTS for v in experiments.report_variants(config, r)
+    )
+    paths = []
+    for v in variants:
+        shards = pipeline.shard_names(config, v.dataset)
+        if family == "alm" and v.alm != experiments.WEAK_LABEL:
+            paths += [
+                f"{R}/alm/{v.dataset}/{v.alm}/{p}/{s}"
+                for p in v.aprompts
+                for s in shards
+            ]
+        elif family == "text":
+            paths += [f"{R}/text/{v.dataset}/{v.text_key}/{s}" for s in shards]
+        elif family == "masks":
+            paths += [
+                f"{R}/masks/{v.dataset}/{v.text_key}/{v.vfm}/{v.threshold_key}/{s}"
+                for s in shards
+            ]
+        elif family == "metrics":
+            paths.append(v.metrics_path(R))
+    return list(dict.fromkeys(paths))

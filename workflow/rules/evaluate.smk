@@ -1,14 +1,6 @@
 # Stage 6: official AVSBench protocol (and the batch-independent F) per variant.
 
 
-def variant_shards(w, kind):
-    shards = pipeline.shard_names(config, w.dataset)
-    base = f"{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}"
-    if kind == "masks":
-        return [f"{R}/masks/{base}/{w.vfm}/{w.thr}/{s}" for s in shards]
-    return [f"{R}/text/{base}/{s}" for s in shards]
-
-
 rule evaluate:
     input:
         masks=lambda w: variant_shards(w, "masks"),

@@ -41,31 +41,6 @@ rule figure5:
 
 
 # Artifact-family targets: one DVC stage drives each (dvc.yaml).
-def family_outputs(family):
-    variants = dict.fromkeys(
-        v for r in experiments.REPORTS for v in experiments.report_variants(config, r)
-    )
-    paths = []
-    for v in variants:
-        shards = pipeline.shard_names(config, v.dataset)
-        if family == "alm" and v.alm != experiments.WEAK_LABEL:
-            paths += [
-                f"{R}/alm/{v.dataset}/{v.alm}/{p}/{s}"
-                for p in v.aprompts
-                for s in shards
-            ]
-        elif family == "text":
-            paths += [f"{R}/text/{v.dataset}/{v.text_key}/{s}" for s in shards]
-        elif family == "masks":
-            paths += [
-                f"{R}/masks/{v.dataset}/{v.text_key}/{v.vfm}/{v.threshold_key}/{s}"
-                for s in shards
-            ]
-        elif family == "metrics":
-            paths.append(v.metrics_path(R))
-    return list(dict.fromkeys(paths))
-
-
 rule alm_outputs:
     input:
         lambda w: family_outputs("alm"),

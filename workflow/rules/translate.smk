@@ -2,8 +2,6 @@
 
 
 rule translate:
-    wildcard_constraints:
-        alm="(?!weaklabel)[a-z0-9-]+",
     input:
         alm=lambda w: [
             f"{R}/alm/{w.dataset}/{w.alm}/{p}/{w.shard}" for p in w.aprompts.split("+")
@@ -14,6 +12,8 @@ rule translate:
         ),
     log:
         "logs/translate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{shard}.log",
+    wildcard_constraints:
+        alm="(?!weaklabel)[a-z0-9-]+",
     conda:
         "../../envs/translate.yaml"
     params:
