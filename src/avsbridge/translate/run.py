@@ -110,14 +110,7 @@ def _translate_clip(
         "backend": identity,
         "raw_texts": texts_by_key,
         "alm_calls": alm_calls,
-        "llm_requests": 0,
-        "llm_calls": 0,
-        "cache_hits": 0,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "fallback_frames": [],
-        "fallback_reasons": [],
-        "cache_keys": [],
+        **_zero_counters(),
     }
     if translator.passthrough:
         record["prompts"] = raw
@@ -167,6 +160,20 @@ def _summary(records: dict[str, dict[str, Any]], **header: Any) -> dict[str, Any
         slug: r["fallback_frames"] for slug, r in records.items() if r["fallback_frames"]
     }
     return summary
+
+
+def _zero_counters() -> dict[str, Any]:
+    """Per-clip call counters, before any LLM request (weak labels stay at zero)."""
+    return {
+        "llm_requests": 0,
+        "llm_calls": 0,
+        "cache_hits": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "fallback_frames": [],
+        "fallback_reasons": [],
+        "cache_keys": [],
+    }
 
 
 def translate_shard(
@@ -230,14 +237,7 @@ def weak_label_shard(clips: list[Clip], out_dir: Path) -> None:
             "prompts": [prompt] * clip.n_frames,
             "raw_texts": {"weak_label": [", ".join(labels)] * clip.n_frames},
             "alm_calls": 0,
-            "llm_requests": 0,
-            "llm_calls": 0,
-            "cache_hits": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "fallback_frames": [],
-            "fallback_reasons": [],
-            "cache_keys": [],
+            **_zero_counters(),
         }
     summary = _summary(records, strategy="weak-label", backend={"backend": "weak-label"})
     _write_shard(Path(out_dir), records, summary)
