@@ -10,6 +10,9 @@ configfile: "params.yaml"
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/audio_text.smk"
 include: "workflow/rules/translate.smk"

@@ -1,9 +1,11 @@
-"""The call cache under concurrent writers, its stats, and corrupt entries."""
+"""The call cache: keys, offline replay, entries, stats, corrupt entries.
+
+Concurrent writers and kill -9: tests/test_cache_concurrency.py.
+"""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -29,37 +31,6 @@ class EchoBackend:
         self.calls += 1
         # a long body so a torn write would be visible as invalid JSON
         return Completion(f"<answer>{user}</answer>" + " pad" * 2000, 7, 3, 0.001)
-
-
-def _writer(cache_dir: str, worker: int, n: int) -> None:
-    cache = CallCache(Path(cache_dir))
-    backend = EchoBackend()
-    for i in range(n):
-        cache.complete(backend, "sys", f"shared-{i}", clip="c")  # same keys in every process
-        cache.complete(backend, "sys", f"own-{worker}-{i}", clip="c")
-
-
-def test_concurrent_writers_leave_only_valid_entries(tmp_path: Path) -> None:
-    n = 40
-    ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_writer, args=(str(tmp_path), w, n)) for w in range(4)]
-    for proc in workers:
-        proc.start()
-    for proc in workers:
-        proc.join(60)
-        assert proc.exitcode == 0
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) == n + 4 * n  # shared keys once each, plus each worker's own
-    for path in files:
-        entry = json.loads(path.read_text())
-        assert path.name == f"{entry['key']}.json" and path.parent.name == entry["key"][:2]
-        assert entry["response"]["text"].startswith(f"<answer>{entry['request']['user']}</answer>")
-    # a warm cache answers every request without calling the backend
-    backend = EchoBackend()
-    cache = CallCache(tmp_path)
-    for i in range(n):
-        assert cache.complete(backend, "sys", f"shared-{i}", clip="c").hit
-    assert backend.calls == 0
 
 
 def test_key_depends_on_identity_and_prompts() -> None:

@@ -8,48 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_models import write_llama_chat
 
 from avsbridge.io import ArtifactError, read_json
 from avsbridge.translate.local_backend import SMOLLM2_WEIGHTS, LocalTranslator, smollm2_gguf_path
 from avsbridge.translate.run import translate_shard
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} {% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+from avsbridge.translate.strategies import build_requests, parse_answers
 
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-initialised LlamaForCausalLM + word-level tokenizer saved as an HF folder."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    words = ["<unk>", "<s>", "</s>", "<answer>", "</answer>", "dog", "car", "wind", "engine", "a"]
-    words += [f"w{i}" for i in range(64 - len(words))]
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(words),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return write_llama_chat(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def test_tiny_llama_answers_through_real_loading(tiny_llama: Path) -> None:
@@ -71,13 +41,14 @@ def test_tiny_llama_shard_counts_and_falls_back(tiny_llama: Path, tmp_path: Path
     options = {"model_path": str(tiny_llama), "max_new_tokens": 4}
     translate_shard({"cap": alm}, ["c"], "local", options, "fc", tmp_path / "cache", tmp_path / "o")
     record = read_json(tmp_path / "o" / "c.json")
-    assert record["llm_calls"] == 1 and record["backend"]["backend"] == "local"
+    assert record["llm_requests"] == 1 and record["backend"]["backend"] == "local"
     # 4 random tokens cannot hold 3 well-formed answers: every frame falls back, loudly
     assert record["fallback_frames"] == [0, 1, 2] and record["prompts"] == ["dog", "car", "wind"]
     translate_shard(
         {"cap": alm}, ["c"], "local", options, "fc", tmp_path / "cache", tmp_path / "o2"
     )
-    assert read_json(tmp_path / "o2" / "c.json")["cache_hits"] == 1
+    # warm cache: the same bytes, whether the answer was computed or replayed
+    assert (tmp_path / "o2" / "c.json").read_bytes() == (tmp_path / "o" / "c.json").read_bytes()
 
 
 def test_changed_weights_change_identity(tiny_llama: Path, tmp_path: Path) -> None:
@@ -134,3 +105,35 @@ def test_smollm2_loads_and_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (converted / "model.safetensors").write_bytes(b"truncated")
     with pytest.raises(ArtifactError, match="missing or resized"):
         LocalTranslator(max_new_tokens=16).complete(system, user)
+
+
+# --- answer scaffold: one well-formed <answer> per frame block, whatever the model writes
+
+
+def test_scaffold_gives_one_answer_per_frame(tiny_llama: Path) -> None:
+    backend = LocalTranslator(
+        model_path=str(tiny_llama), answer_scaffold=True, max_answer_tokens=3, torch_threads=1
+    )
+    request = build_requests("fc", [["a dog", "a car", "wind"]])[0]
+    completion = backend.complete(request.system, request.user)
+    answers = parse_answers(completion.text, 3)
+    assert answers is not None and len(answers) == 3
+    assert completion.text.count("<answer>") == 3
+    assert 1 <= completion.completion_tokens <= 9  # at most 3 tokens per answer
+    assert completion.prompt_tokens > 10
+    again = backend.complete(request.system, request.user)
+    assert again.text == completion.text  # greedy: same answer, same cache entry
+
+
+def test_scaffold_is_part_of_the_identity(tiny_llama: Path) -> None:
+    free = LocalTranslator(model_path=str(tiny_llama), max_new_tokens=6)
+    scaffolded = LocalTranslator(model_path=str(tiny_llama), answer_scaffold=True)
+    assert free.identity() != scaffolded.identity()
+    assert scaffolded.identity()["decoding"]["answer_scaffold"] is True
+
+
+def test_single_frame_request_gets_one_answer(tiny_llama: Path) -> None:
+    backend = LocalTranslator(model_path=str(tiny_llama), answer_scaffold=True, max_answer_tokens=2)
+    request = build_requests("none", [["a dog", "a car"]])[1]
+    completion = backend.complete(request.system, request.user)
+    assert completion.text.count("<answer>") == 1 and parse_answers(completion.text, 1) is not None

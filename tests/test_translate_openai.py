@@ -1,8 +1,9 @@
 """The openai backend and the shard runner against a local Chat Completions server.
 
-The server (127.0.0.1, random port) answers from a script of faults, then with a
-well-formed reply; it counts every request, so "zero calls on a warm cache" is
-measured at the wire.
+The server (127.0.0.1, random port) answers from a script of faults, then from a
+per-request rule (a persistent fault for some prompts), then with a well-formed
+reply; it counts every request, so "zero calls on a warm cache" is measured at
+the wire. Other test files import it (secrets, kill -9 determinism).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 import pytest
 
 from avsbridge.io import atomic_write_json, read_json
-from avsbridge.translate import TRANSLATORS, CacheMiss, TranslatorError, cache_stats
+from avsbridge.translate import TRANSLATORS, CacheMiss, CallCache, TranslatorError, cache_stats
+from avsbridge.translate.backends import CallFailed
 from avsbridge.translate.openai_backend import OpenAITranslator
 from avsbridge.translate.run import translate_shard
 
@@ -42,6 +44,8 @@ class FakeChatServer:
         self.script: list[tuple[Any, ...]] = []
         self.requests: list[dict[str, Any]] = []
         self.reply: Callable[[str], str] = default_reply
+        #: user text -> action (as in ``script``) or None, once the script is used up
+        self.rule: Callable[[str], tuple[Any, ...] | None] = lambda user: None
         self.lock = threading.Lock()
         server = self
 
@@ -51,11 +55,13 @@ class FakeChatServer:
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                user = body["messages"][-1]["content"]
                 with server.lock:
                     server.requests.append(
                         {"body": body, "headers": {k.lower(): v for k, v in self.headers.items()}}
                     )
-                    action = server.script.pop(0) if server.script else ("ok",)
+                    action = server.script.pop(0) if server.script else None
+                action = action or server.rule(user) or ("ok",)
                 kind = action[0]
                 if kind == "reset":
                     self.connection.setsockopt(
@@ -68,15 +74,15 @@ class FakeChatServer:
                     time.sleep(action[1])
                     kind = "ok"
                 if kind == "status":
-                    _, code, headers = action
-                    payload = json.dumps({"error": {"message": f"fake {code}", "type": "x"}})
+                    _, code, headers, *message = action
+                    text = message[0] if message else f"fake {code}"
+                    payload = json.dumps({"error": {"message": text, "type": "x"}})
                     self._send(code, payload.encode(), headers)
                     return
-                if kind == "text":
-                    text = action[1]
-                else:
-                    user = body["messages"][-1]["content"]
-                    text = server.reply(user)
+                if kind == "garbage":  # a 200 whose JSON body is cut off
+                    self._send(200, b'{"id": "chatcmpl-fake", "choices": [{"ind', {})
+                    return
+                text = action[1] if kind == "text" else server.reply(user)
                 response = {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion",
@@ -91,6 +97,8 @@ class FakeChatServer:
                     ],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
                 }
+                if kind == "nochoices":
+                    response["choices"] = []
                 self._send(200, json.dumps(response).encode(), {})
 
             def _send(self, code: int, payload: bytes, headers: dict[str, str]) -> None:
@@ -147,8 +155,9 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 def make_backend(server: FakeChatServer, sleeps: list[float] | None = None, **options: Any):
     options.setdefault("backoff_base_s", 0.01)
     options.setdefault("timeout_s", 5.0)
+    options.setdefault("base_url", server.base_url)
     recorder = sleeps.append if sleeps is not None else None
-    return OpenAITranslator(base_url=server.base_url, sleep=recorder, **options)
+    return OpenAITranslator(sleep=recorder, **options)
 
 
 def test_success_reports_text_tokens_and_sends_key_and_decoding(
@@ -232,6 +241,47 @@ def test_total_time_bound_stops_long_retry_after(server: FakeChatServer, api_key
     assert sleeps == [] and server.calls == 1
 
 
+def test_malformed_body_and_empty_answers_are_retried(server: FakeChatServer, api_key: str) -> None:
+    server.script = [("garbage",), ("nochoices",), ("text", "  "), ("text", "")]
+    sleeps: list[float] = []
+    backend = make_backend(server, sleeps)
+    completion = backend.complete("S", "<frame0>\nx\n</frame0>")
+    assert completion.text == "<answer>The sound of a Thing0</answer>"
+    assert server.calls == 5 and len(sleeps) == 4
+
+
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [
+        (("status", 500, {}), "HTTP 500"),
+        (("status", 429, {"Retry-After": "0"}), "HTTP 429"),
+        (("reset",), "connection error"),
+        (("garbage",), "malformed response body"),
+        (("text", ""), "empty answer"),
+    ],
+)
+def test_persistent_fault_raises_call_failed_with_a_stable_kind(
+    server: FakeChatServer, api_key: str, action: tuple[Any, ...], kind: str
+) -> None:
+    server.rule = lambda user: action
+    with pytest.raises(CallFailed, match="failed after 3 attempt") as info:
+        make_backend(server, [], max_attempts=3).complete("S", "<frame0>\nx\n</frame0>")
+    assert info.value.kind == kind and server.calls == 3
+
+
+def test_401_is_fatal_and_never_shows_the_key(server: FakeChatServer, api_key: str) -> None:
+    # A server that echoes the key, whole and masked the way api.openai.com does.
+    masked = f"{api_key[:8]}****{api_key[-4:]}"
+    server.script = [("status", 401, {}, f"Incorrect API key provided: {api_key} ({masked})")]
+    backend = make_backend(server, [], base_url=server.base_url.replace("//", "//user:pw@"))
+    with pytest.raises(TranslatorError, match="HTTP 401") as info:
+        backend.complete("S", "<frame0>\nx\n</frame0>")
+    assert not isinstance(info.value, CallFailed) and server.calls == 1
+    message = str(info.value)
+    assert api_key not in message and masked not in message and api_key[-12:] not in message
+    assert "user:pw" not in message and "<redacted>" in message
+
+
 # ---------------------------------------------------------------- shard runner
 
 
@@ -267,6 +317,8 @@ def run_shard(
     offline: bool = False,
     prompts: tuple[str, ...] = ("caption",),
     out: str = "out",
+    cache: str = "cache",
+    **options: Any,
 ) -> Path:
     alm_dirs = {}
     if "caption" in prompts:
@@ -278,13 +330,23 @@ def run_shard(
         alm_dirs=alm_dirs,
         clip_ids=list(CLIPS_CAPTION),
         backend="openai",
-        backend_options={"base_url": server.base_url, "backoff_base_s": 0.01, "seed": 1},
+        backend_options={
+            "base_url": server.base_url,
+            "backoff_base_s": 0.01,
+            "seed": 1,
+            **options,
+        },
         strategy=strategy,
-        cache_dir=tmp_path / "cache",
+        cache_dir=tmp_path / cache,
         out_dir=out_dir,
         offline=offline,
     )
     return out_dir
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of a translation folder, by name (what "byte-identical" compares)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 @pytest.mark.parametrize(
@@ -309,8 +371,8 @@ def test_shard_counts_calls_per_strategy(
     summary = read_json(out_dir / "_summary.json")
     assert summary["llm_requests"] == 2 * calls_per_clip
     # identical requests (the car clip's frames 1 and 2 say "engine") are asked once
-    assert server.calls == summary["llm_calls"]
-    assert summary["llm_calls"] + summary["cache_hits"] == summary["llm_requests"]
+    assert server.calls == summary["llm_distinct_requests"]
+    assert summary["failed_calls"] == 0
     record = read_json(out_dir / "s4__dog1.json")
     assert record["clip"] == "s4/dog1" and record["strategy"] == strategy
     assert (
@@ -318,7 +380,8 @@ def test_shard_counts_calls_per_strategy(
         if calls_per_clip == 5
         else [f"thing{i}" for i in range(5)]
     )
-    assert record["llm_calls"] == calls_per_clip and record["cache_hits"] == 0
+    assert record["llm_requests"] == calls_per_clip and record["failed_keys"] == []
+    assert "llm_calls" not in record and "cache_hits" not in record  # run-dependent facts
     assert record["alm_calls"] == alm_calls
     assert record["prompt_tokens"] == 100 * calls_per_clip
     assert record["fallback_frames"] == []
@@ -330,47 +393,67 @@ def test_shard_counts_calls_per_strategy(
         assert "<exp1>a dog is barking</exp1>\n<exp2>dog, bark</exp2>" in user
 
 
-def test_warm_cache_makes_zero_calls_and_offline_replays(
+def test_warm_cache_makes_zero_calls_and_writes_identical_bytes(
     tmp_path: Path, server: FakeChatServer, api_key: str
 ) -> None:
-    first = read_json(run_shard(tmp_path, server, "fc", out="first") / "s4__car2.json")
-    assert server.calls == 2
-    second = read_json(run_shard(tmp_path, server, "fc", out="second") / "s4__car2.json")
-    assert server.calls == 2, "a warm cache must make zero backend calls"
-    assert second["cache_hits"] == 1 and second["llm_calls"] == 0
-    assert second["prompts"] == first["prompts"] and second["cache_keys"] == first["cache_keys"]
-    assert second["prompt_tokens"] == first["prompt_tokens"]
-    replay = read_json(
-        run_shard(tmp_path, server, "fc", offline=True, out="third") / "s4__car2.json"
+    first = run_shard(tmp_path, server, "pc", prompts=("caption", "metadata"), out="first")
+    cold_calls = server.calls
+    second = run_shard(tmp_path, server, "pc", prompts=("caption", "metadata"), out="second")
+    assert server.calls == cold_calls, "a warm cache must make zero backend calls"
+    third = run_shard(
+        tmp_path, server, "pc", prompts=("caption", "metadata"), offline=True, out="third"
     )
-    assert replay["prompts"] == first["prompts"] and server.calls == 2
-    stats = cache_stats(tmp_path / "cache", [tmp_path / "first", tmp_path / "second"])
-    assert stats["calls"] == 2 and stats["prompt_tokens"] == 200
-    assert stats["cost_usd"] == pytest.approx(2 * (100 * 2.5 + 10 * 10.0) / 1e6)
-    assert stats["by_backend"]["openai/gpt-4o"]["calls"] == 2
-    assert stats["runs"][str(tmp_path / "second")] == {
-        "llm_requests": 2,
-        "llm_calls": 0,
-        "cache_hits": 2,
-    }
+    assert server.calls == cold_calls
+    assert tree_bytes(first) == tree_bytes(second) == tree_bytes(third)
+    stats = cache_stats(tmp_path / "cache", [first, second])
+    assert stats["calls"] == cold_calls == 9  # 10 requests, the car's "engine" frames once
+    assert stats["prompt_tokens"] == 100 * cold_calls
+    assert stats["cost_usd"] == pytest.approx(cold_calls * (100 * 2.5 + 10 * 10.0) / 1e6)
+    assert stats["by_backend"]["openai/gpt-4o"]["calls"] == cold_calls
+    usage = stats["runs"][str(second)]
+    assert (usage["requests"], usage["calls"], usage["hits"], usage["failed_calls"]) == (
+        10,
+        9,
+        1,
+        0,
+    )
+    assert usage["prompt_tokens"] == 900 and usage["entries_missing"] == 0
 
 
-def test_offline_miss_raises_naming_key_and_clip(
-    tmp_path: Path, server: FakeChatServer, api_key: str
+def test_offline_miss_raises_naming_key_and_clip_without_calling_the_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    class ExplodingBackend:
+        passthrough = False
+
+        def identity(self) -> dict[str, Any]:
+            return {"backend": "explode", "model": "x"}
+
+        def complete(self, system: str, user: str) -> Any:
+            raise AssertionError("offline replay contacted the backend")
+
+    monkeypatch.setitem(TRANSLATORS._factories, "explode", ExplodingBackend)
     with pytest.raises(CacheMiss, match="s4/dog1") as info:
-        run_shard(tmp_path, server, "fc", offline=True)
+        translate_shard(
+            alm_dirs={"caption": write_alm(tmp_path, "caption", CLIPS_CAPTION)},
+            clip_ids=list(CLIPS_CAPTION),
+            backend="explode",
+            backend_options={},
+            strategy="fc",
+            cache_dir=tmp_path / "cache",
+            out_dir=tmp_path / "out",
+            offline=True,
+        )
     assert len(info.value.key) == 64 and info.value.key in str(info.value)
-    assert server.calls == 0
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [
-        ("", "empty reply"),
         ("I think it is a dog.", "no <answer>"),
         ("<answer>dog</answer><answer>dog</answer>", "got 2, expected 5"),
+        ("<answer>dog</answer><answer>cat", "unbalanced <answer> tags"),
     ],
 )
 def test_malformed_or_short_reply_falls_back_to_raw_text(
@@ -379,7 +462,7 @@ def test_malformed_or_short_reply_falls_back_to_raw_text(
     server.reply = lambda user: reply if "dog" in user else default_reply(user)
     out_dir = run_shard(tmp_path, server, "fc")
     dog = read_json(out_dir / "s4__dog1.json")
-    assert dog["fallback_frames"] == [0, 1, 2, 3, 4]
+    assert dog["fallback_frames"] == [0, 1, 2, 3, 4] and dog["failed_calls"] == 0
     assert dog["prompts"] == CLIPS_CAPTION["s4__dog1"]  # raw ALM text, frame 2 silent in the ALM
     assert all(reason in r for r in dog["fallback_reasons"])
     car = read_json(out_dir / "s4__car2.json")
@@ -390,28 +473,77 @@ def test_malformed_or_short_reply_falls_back_to_raw_text(
     }
 
 
-def test_backend_failure_fails_job_and_leaves_no_output(
+TRANSIENT_FAULTS = {
+    "429": ("status", 429, {"Retry-After": "7"}),
+    "500": ("status", 500, {}),
+    "timeout": ("sleep", 1.0),
+    "reset": ("reset",),
+    "garbage": ("garbage",),
+    "empty": ("text", ""),
+    "no-choices": ("nochoices",),
+}
+
+
+@pytest.mark.parametrize("fault", list(TRANSIENT_FAULTS))
+def test_transient_fault_is_retried_to_the_same_bytes(
+    tmp_path: Path, server: FakeChatServer, api_key: str, fault: str
+) -> None:
+    clean = run_shard(tmp_path, server, "fc", out="clean", cache="cache-clean")
+    server.script = [TRANSIENT_FAULTS[fault]] * 2
+    sleeps: list[float] = []
+    faulty = run_shard(tmp_path, server, "fc", out="faulty", sleep=sleeps.append, timeout_s=0.3)
+    assert tree_bytes(faulty) == tree_bytes(clean)
+    assert server.calls == 2 + 2 + 2  # clean run, two faults, then the two clips
+    assert len(sleeps) == 2
+    if fault == "429":
+        assert sleeps == [7.0, 7.0]  # Retry-After honoured (sleep is mocked: no real wait)
+
+
+@pytest.mark.parametrize("fault", ["500", "timeout", "reset", "garbage", "empty", "no-choices"])
+def test_persistent_fault_is_recorded_as_fallback_and_counted(
+    tmp_path: Path, server: FakeChatServer, api_key: str, fault: str
+) -> None:
+    action = TRANSIENT_FAULTS[fault]
+    server.rule = lambda user: action if "dog" in user else None
+    out_dir = run_shard(tmp_path, server, "fc", max_attempts=2, sleep=lambda s: None, timeout_s=0.3)
+    dog = read_json(out_dir / "s4__dog1.json")
+    assert dog["prompts"] == CLIPS_CAPTION["s4__dog1"]  # raw ALM text, never an empty prompt
+    assert dog["failed_calls"] == 1 and len(dog["failed_keys"]) == 1 and dog["cache_keys"] == []
+    assert dog["llm_requests"] == 1 and dog["fallback_frames"] == [0, 1, 2, 3, 4]
+    kind = {"timeout": "timeout", "reset": "connection error", "garbage": "malformed"}.get(
+        fault, "empty answer" if fault in ("empty", "no-choices") else f"HTTP {fault}"
+    )
+    assert all("LLM call failed after retries" in r and kind in r for r in dog["fallback_reasons"])
+    assert api_key not in json.dumps(dog)
+    summary = read_json(out_dir / "_summary.json")
+    assert summary["failed_calls"] == 1 and summary["fallback_frames"] == 5
+    assert read_json(out_dir / "s4__car2.json")["prompts"][0] == "thing0"
+    # failures are never cached: once the server recovers, a re-run fills the key
+    assert not CallCache(tmp_path / "cache").entry_path(dog["failed_keys"][0]).exists()
+    server.rule = lambda user: None
+    again = read_json(run_shard(tmp_path, server, "fc", out="again") / "s4__dog1.json")
+    assert again["cache_keys"] == dog["failed_keys"] and again["failed_calls"] == 0
+
+
+def test_shard_where_every_call_fails_fails_and_leaves_no_output(
     tmp_path: Path, server: FakeChatServer, api_key: str
 ) -> None:
     old = tmp_path / "out"
     atomic_write_json(old / "marker.json", {"earlier": True})
-    server.script = [("status", 500, {})] * 20
-    with pytest.raises(TranslatorError, match="failed after"):
-        translate_shard(
-            alm_dirs={"caption": write_alm(tmp_path, "caption", CLIPS_CAPTION)},
-            clip_ids=list(CLIPS_CAPTION),
-            backend="openai",
-            backend_options={
-                "base_url": server.base_url,
-                "backoff_base_s": 0.001,
-                "max_attempts": 2,
-            },
-            strategy="fc",
-            cache_dir=tmp_path / "cache",
-            out_dir=old,
-        )
+    server.rule = lambda user: ("status", 500, {})
+    with pytest.raises(TranslatorError, match="all 2 LLM requests of the shard failed"):
+        run_shard(tmp_path, server, "fc", max_attempts=2, backoff_base_s=0.001)
     assert read_json(old / "marker.json") == {"earlier": True}  # earlier artifact intact
     assert not list((tmp_path / "cache").glob("*/*.json"))  # failed calls are not cached
+
+
+def test_refused_request_fails_the_job(
+    tmp_path: Path, server: FakeChatServer, api_key: str
+) -> None:
+    server.script = [("ok",), ("status", 403, {})]
+    with pytest.raises(TranslatorError, match="HTTP 403"):
+        run_shard(tmp_path, server, "fc")
+    assert not (tmp_path / "out").exists() and server.calls == 2
 
 
 def test_api_key_appears_in_no_file(tmp_path: Path, server: FakeChatServer, api_key: str) -> None:

@@ -35,7 +35,7 @@ def test_none_backend_passes_raw_text_with_zero_calls(tmp_path: Path) -> None:
     )
     record = read_json(out / "v__a.json")
     assert record["prompts"] == ["A dog is barking.. dog", "", "a man speaks"]
-    assert record["llm_calls"] == record["llm_requests"] == 0 and record["alm_calls"] == 6
+    assert record["failed_calls"] == record["llm_requests"] == 0 and record["alm_calls"] == 6
     assert record["backend"] == {"backend": "none"} and record["fallback_frames"] == []
     assert not (tmp_path / "cache").exists()
     translate_shard({"caption": caption}, ["v__a"], "none", {}, "none", tmp_path / "cache", out)
@@ -131,10 +131,10 @@ def test_weak_label_shard(tmp_path: Path) -> None:
     weak_label_shard(clips, tmp_path / "weak")
     dog = read_json(tmp_path / "weak" / "dog_barking__abc.json")
     assert dog["prompts"] == ["dog"] * 5 and dog["strategy"] == "weak-label"
-    assert dog["llm_calls"] == dog["alm_calls"] == 0
+    assert dog["llm_requests"] == dog["alm_calls"] == 0
     v3 = read_json(tmp_path / "weak" / "v3__x.json")
     assert v3["prompts"] == ["baby, hair dryer"] * 10
     summary = read_json(tmp_path / "weak" / "_summary.json")
-    assert summary["clips"] == 2 and summary["frames"] == 15 and summary["llm_calls"] == 0
+    assert summary["clips"] == 2 and summary["frames"] == 15 and summary["llm_requests"] == 0
     with pytest.raises(ValueError, match="no weak label"):
         weak_label_shard([_clip("z", "")], tmp_path / "weak2")

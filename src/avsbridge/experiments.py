@@ -47,7 +47,9 @@ class Variant:
 
 
 def paper_tables(paper: str = "openavs") -> dict[str, Any]:
-    text = resources.files("avsbridge.resources.paper_numbers").joinpath(f"{paper}.yaml").read_text()
+    text = (
+        resources.files("avsbridge.resources.paper_numbers").joinpath(f"{paper}.yaml").read_text()
+    )
     return yaml.safe_load(text)["tables"]
 
 
@@ -60,7 +62,9 @@ class Cell:
     reason: str = ""
 
 
-def default_variant(config: dict[str, Any], dataset: str, vfm: str = "sam", **change: Any) -> Variant:
+def default_variant(
+    config: dict[str, Any], dataset: str, vfm: str = "sam", **change: Any
+) -> Variant:
     strategy = change.pop("strategy", config["llm"]["strategy"])
     llm = change.pop("llm", config["backends"]["llm"]["name"])
     if "aprompts" in change:
@@ -119,7 +123,12 @@ def row_cells(config: dict[str, Any], table: str, row: dict[str, Any]) -> dict[s
             vfm = "sam2" if recipe == "openavs_sam2" else "sam"
             change = {}
             if recipe == "openavs_weak":
-                change = {"alm": WEAK_LABEL, "aprompts": ("label",), "llm": NO_LLM, "strategy": "none"}
+                change = {
+                    "alm": WEAK_LABEL,
+                    "aprompts": ("label",),
+                    "llm": NO_LLM,
+                    "strategy": "none",
+                }
         reason = _missing_reason(config, dataset, vfm)
         if reason:
             cells[column] = Cell(None, metric, reason)

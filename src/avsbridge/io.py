@@ -174,17 +174,42 @@ def write_wav(dest: os.PathLike[str] | str, samples: np.ndarray, rate: int) -> N
             wf.writeframes(pcm16.tobytes())
 
 
+def sweep_stale_temps(dest: os.PathLike[str] | str) -> list[Path]:
+    """Remove what a killed writer of ``dest`` left beside it (temp and swap-out copies).
+
+    Only for outputs with ONE writer at a time (a Snakemake job owns its output):
+    the leftovers sit in folders DVC hashes, so a re-run after ``kill -9`` must
+    leave exactly what an uninterrupted run leaves.
+    """
+    import shutil
+
+    dest = Path(dest)
+    removed: list[Path] = []
+    if not dest.parent.is_dir():
+        return removed
+    for pattern in (f".{dest.name}.*.tmp", f".{dest.name}.old-*"):
+        for stale in dest.parent.glob(pattern):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: os.PathLike[str] | str) -> Iterator[Path]:
     """Yield a fresh temp folder beside ``dest``; swap it onto ``dest`` on success.
 
     Snakemake ``directory()`` outputs are built this way so a killed job leaves
-    only a ``.tmp`` folder that no later run mistakes for a finished artifact.
+    only a ``.tmp`` folder that no later run mistakes for a finished artifact
+    (and the next writer of ``dest`` sweeps it away).
     """
     import shutil
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp

@@ -75,37 +75,101 @@ def _backend(config: dict[str, Any], stage: str, vfm: str | None = None) -> dict
     return {"name": spec["name"], "options": dict(spec.get("options") or {})}
 
 
+def _backend_extra(backend: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
+    """Provenance of a stage's backend: config name + options, its identity, and
+    (pulled out of the identity) model ids and weight sha256s, for audit to show."""
+    flat: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix.rstrip(".")] = obj
+
+    walk(identity, "")
+    models = {
+        k: v
+        for k, v in flat.items()
+        if "model" in k.rsplit(".", 1)[-1] and "sha256" not in k and isinstance(v, str)
+    }
+    weights = {k: v for k, v in flat.items() if k.endswith("sha256") and isinstance(v, str)}
+    return {
+        "backend": {"name": backend["name"], "options": backend["options"]},
+        "identity": identity,
+        "model_ids": models,
+        "weights_sha256": weights,
+    }
+
+
 def setup_logging(log_file: str | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
 
 
 # --- stage jobs -------------------------------------------------------------
 
 
-def audio_text_job(config: dict[str, Any], dataset: str, alm: str, aprompt: str, shard: str,
-                   out_dir: Path, params: dict[str, Any]) -> None:
+def audio_text_job(
+    config: dict[str, Any],
+    dataset: str,
+    alm: str,
+    aprompt: str,
+    shard: str,
+    out_dir: Path,
+    params: dict[str, Any],
+) -> None:
     from avsbridge.audio_text.run import describe_shard
 
     clips = shard_clips(config, dataset, shard)
     backend = _backend(config, "alm")
     if backend["name"] != alm:
-        raise ValueError(f"ALM {alm!r} requested but profile {config['profile']!r} uses {backend['name']!r}")
+        raise ValueError(
+            f"ALM {alm!r} requested but profile {config['profile']!r} uses {backend['name']!r}"
+        )
     describe_shard(clips, backend["name"], backend["options"], aprompt, out_dir)
-    write_record(out_dir, rule="audio_text", params=params,
-                 inputs=[c.audio for c in clips if c.audio is not None])
+    summary = read_json(
+        out_dir / "_summary.json"
+    )  # what the backend said it is, as the clips record it
+    write_record(
+        out_dir,
+        rule="audio_text",
+        params=params,
+        inputs=[c.audio for c in clips if c.audio is not None],
+        extra={
+            **_backend_extra(backend, summary["backend"]),
+            "prompt": {"key": aprompt, "text": summary["prompt"]},
+        },
+    )
 
 
-def translate_job(config: dict[str, Any], dataset: str, alm: str, aprompts: str, llm: str,
-                  strategy: str, shard: str, alm_dirs: Sequence[Path], out_dir: Path,
-                  params: dict[str, Any]) -> None:
+def translate_job(
+    config: dict[str, Any],
+    dataset: str,
+    alm: str,
+    aprompts: str,
+    llm: str,
+    strategy: str,
+    shard: str,
+    alm_dirs: Sequence[Path],
+    out_dir: Path,
+    params: dict[str, Any],
+) -> None:
     from avsbridge.translate.run import translate_shard, weak_label_shard
 
     clips = shard_clips(config, dataset, shard)
+    # the call cache is a DVC output of the translate stage: it exists even when
+    # no call was needed (weak labels, the "none" backend)
+    if "cache_dir" in params:
+        Path(params["cache_dir"]).mkdir(parents=True, exist_ok=True)
     if alm == "weaklabel":
         weak_label_shard(clips, out_dir)
         write_record(out_dir, rule="weak_labels", params=params, inputs=[])
@@ -113,7 +177,9 @@ def translate_job(config: dict[str, Any], dataset: str, alm: str, aprompts: str,
     prompt_keys = aprompts.split("+")
     backend = {"name": "none", "options": {}} if llm == "none" else _backend(config, "llm")
     if backend["name"] != llm:
-        raise ValueError(f"LLM {llm!r} requested but profile {config['profile']!r} uses {backend['name']!r}")
+        raise ValueError(
+            f"LLM {llm!r} requested but profile {config['profile']!r} uses {backend['name']!r}"
+        )
     translate_shard(
         alm_dirs=dict(zip(prompt_keys, map(Path, alm_dirs), strict=True)),
         clip_ids=[c.slug for c in clips],
@@ -124,22 +190,79 @@ def translate_job(config: dict[str, Any], dataset: str, alm: str, aprompts: str,
         out_dir=out_dir,
         offline=bool(params.get("offline", False)),
     )
-    write_record(out_dir, rule="translate", params=params, inputs=list(map(Path, alm_dirs)))
+    from avsbridge.translate.prompts import get_strategy
+
+    keys = [
+        k
+        for f in sorted(out_dir.glob("*.json"))
+        if not f.name.startswith("_")
+        for k in read_json(f).get("cache_keys", [])
+    ]
+    identity = read_json(out_dir / "_summary.json").get("backend") or {"backend": backend["name"]}
+    write_record(
+        out_dir,
+        rule="translate",
+        params=params,
+        inputs=list(map(Path, alm_dirs)),
+        extra={
+            **_backend_extra(backend, identity),
+            "prompt": {
+                "strategy": strategy,
+                "system": get_strategy(strategy).system,
+                "alm_prompts": prompt_keys,
+            },
+            "llm_cache": {"dir": str(params["cache_dir"]), "keys": list(dict.fromkeys(keys))},
+        },
+    )
 
 
-def segment_job(config: dict[str, Any], dataset: str, vfm: str, threshold: str, shard: str,
-                text_dir: Path, out_dir: Path, params: dict[str, Any]) -> None:
+def segment_job(
+    config: dict[str, Any],
+    dataset: str,
+    vfm: str,
+    threshold: str,
+    shard: str,
+    text_dir: Path,
+    out_dir: Path,
+    params: dict[str, Any],
+) -> None:
     from avsbridge.segment.run import segment_shard
 
     clips = shard_clips(config, dataset, shard)
     backend = _backend(config, "vfm", vfm)
-    segment_shard(clips, text_dir, backend["name"], backend["options"], float(threshold),
-                  float(config["vfm"]["text_threshold"]), out_dir)
-    write_record(out_dir, rule="segment", params=params, inputs=[text_dir])
+    segment_shard(
+        clips,
+        text_dir,
+        backend["name"],
+        backend["options"],
+        float(threshold),
+        float(config["vfm"]["text_threshold"]),
+        out_dir,
+    )
+    summary = read_json(out_dir / "_summary.json")
+    # The frames are inputs too (the DAG depends only on the split list): hashing
+    # them here lets audit walk from a mask back to the exact pixels it came from.
+    frames = [Path(f) for c in clips for f in c.frames]
+    write_record(
+        out_dir,
+        rule="segment",
+        params=params,
+        inputs=[text_dir, *frames],
+        extra={
+            **_backend_extra(backend, summary["identity"]),
+            "thresholds": {"box": summary["box_threshold"], "text": summary["text_threshold"]},
+        },
+    )
 
 
-def evaluate_job(config: dict[str, Any], dataset: str, mask_dirs: Sequence[Path],
-                 text_dirs: Sequence[Path], out_file: Path, params: dict[str, Any]) -> None:
+def evaluate_job(
+    config: dict[str, Any],
+    dataset: str,
+    mask_dirs: Sequence[Path],
+    text_dirs: Sequence[Path],
+    out_file: Path,
+    params: dict[str, Any],
+) -> None:
     """Score one variant over all its shards; counts ALM/LLM calls from the text artifacts."""
     from avsbridge.metrics.avsbench import score_avsbench
 
@@ -154,7 +277,9 @@ def evaluate_job(config: dict[str, Any], dataset: str, mask_dirs: Sequence[Path]
     n_frames_per_clip = max((c.n_frames for c in clips), default=5)
     for clip in clips:
         if clip.slug not in by_slug:
-            raise FileNotFoundError(f"no predicted masks for clip {clip.id} in {list(map(str, mask_dirs))}")
+            raise FileNotFoundError(
+                f"no predicted masks for clip {clip.id} in {list(map(str, mask_dirs))}"
+            )
         for k in clip.annotated:
             gt_path = clip.masks[k]
             assert gt_path is not None
@@ -163,8 +288,17 @@ def evaluate_job(config: dict[str, Any], dataset: str, mask_dirs: Sequence[Path]
     batch_frames = int(config["evaluation"]["batch_size"]) * n_frames_per_clip
     official = score_avsbench(preds, gts, variant="official", batch_size=batch_frames)
     pooled = score_avsbench(preds, gts, variant="pooled")
-    calls = {"alm_calls": 0, "llm_calls": 0, "cache_hits": 0, "fallback_frames": 0,
-             "prompt_tokens": 0, "completion_tokens": 0}
+    # Only cache-independent facts of the text records (a warm re-run gives the same
+    # metrics): hits/calls/$ per report are derived by `avsbridge cache stats`.
+    calls = {
+        "alm_calls": 0,
+        "llm_requests": 0,
+        "failed_calls": 0,
+        "fallback_frames": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+    }
+    keys: set[str] = set()
     n_text = 0
     for d in text_dirs:
         for f in sorted(Path(d).glob("*.json")):
@@ -175,6 +309,8 @@ def evaluate_job(config: dict[str, Any], dataset: str, mask_dirs: Sequence[Path]
             for key in calls:
                 value = rec.get(key, 0)
                 calls[key] += len(value) if isinstance(value, list) else int(value or 0)
+            keys.update(rec.get("cache_keys", []))
+    calls["llm_distinct_requests"] = len(keys)
     result = {
         "dataset": dataset,
         "n_clips": len(clips),
@@ -184,9 +320,14 @@ def evaluate_job(config: dict[str, Any], dataset: str, mask_dirs: Sequence[Path]
         "fscore_variant": f"official (max over thresholds per batch of {config['evaluation']['batch_size']} clips = {batch_frames} frames)",
         "fscore_pooled": pooled.fscore,
         "alm_calls_per_instance": calls["alm_calls"] / max(n_text, 1),
-        "llm_calls_per_instance": calls["llm_calls"] / max(n_text, 1),
+        "llm_requests_per_instance": calls["llm_requests"] / max(n_text, 1),
         **{f"total_{k}": v for k, v in calls.items()},
         "params": params,
     }
     atomic_write_json(out_file, result)
-    write_record(out_file, rule="evaluate", params=params, inputs=[*map(Path, mask_dirs), *map(Path, text_dirs)])
+    write_record(
+        out_file,
+        rule="evaluate",
+        params=params,
+        inputs=[*map(Path, mask_dirs), *map(Path, text_dirs)],
+    )

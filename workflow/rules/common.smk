@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from avsbridge import experiments, pipeline
 from avsbridge.config import validate_config
 from avsbridge.provenance.code import code_hash
+from avsbridge.provenance.snakemake_state import adopt_state
 
 validate_config(config)
 
@@ -15,6 +16,11 @@ R = config["results_dir"]
 TABLES = ["table1", "table3", "table4", "table5"]
 GPU_BACKENDS = set(config.get("resources", {}).get("gpu_backends", []))
 LLM_CACHE = config.get("llm_cache_dir", f"{R}/llm_cache")
+
+# After `dvc pull` in a fresh clone: take over the job records that came with the
+# artifacts (verified against their inputs) so nothing pulled is recomputed and
+# later params/code changes still re-run. A no-op once adopted.
+adopt_state(Path("."), R)
 
 
 wildcard_constraints:

@@ -7,9 +7,16 @@ rule report_table:
             v.metrics_path(R) for v in experiments.report_variants(config, w.report)
         ],
     output:
-        csv=report("reports/{report}.csv", category="Tables"),
+        csv=report(
+            "reports/{report}.csv", caption="../report/table.rst", category="Tables"
+        ),
         md="reports/{report}.md",
         json="reports/{report}.json",
+        prov=report(
+            "reports/{report}.csv.prov.json",
+            caption="../report/table_prov.rst",
+            category="Provenance",
+        ),
     log:
         "logs/reports/{report}.log",
     conda:
@@ -27,8 +34,12 @@ rule figure5:
             v.metrics_path(R) for v in experiments.report_variants(config, "figure5")
         ],
     output:
-        png=report("reports/figure5.png", category="Figures"),
-        csv="reports/figure5.csv",
+        png=report(
+            "reports/figure5.png", caption="../report/figure5.rst", category="Figures"
+        ),
+        csv=report(
+            "reports/figure5.csv", caption="../report/figure5.rst", category="Figures"
+        ),
     log:
         "logs/reports/figure5.log",
     conda:

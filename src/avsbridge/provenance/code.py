@@ -27,7 +27,9 @@ def _module_files(name: str) -> list[Path]:
         return sorted(
             p
             for p in root.rglob("*")
-            if p.is_file() and p.suffix in {".py", ".yaml", ".json", ".txt"} and "__pycache__" not in p.parts
+            if p.is_file()
+            and p.suffix in {".py", ".yaml", ".json", ".txt"}
+            and "__pycache__" not in p.parts
         )
     return [origin]
 

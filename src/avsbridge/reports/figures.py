@@ -9,8 +9,17 @@ from avsbridge.experiments import figure5_variants, paper_tables
 from avsbridge.io import atomic_path, atomic_write_text, read_json
 from avsbridge.reports.tables import to_csv
 
-FIG5_HEADER = ["dataset", "box_threshold", "miou", "fscore", "fscore_pooled", "source", "profile",
-               "metrics_file", "note"]
+FIG5_HEADER = [
+    "dataset",
+    "box_threshold",
+    "miou",
+    "fscore",
+    "fscore_pooled",
+    "source",
+    "profile",
+    "metrics_file",
+    "note",
+]
 
 
 def figure5_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -18,10 +27,19 @@ def figure5_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
     for variant in figure5_variants(config):
         path = variant.metrics_path(config["results_dir"])
         m = read_json(path)
-        rows.append({"dataset": variant.dataset, "box_threshold": variant.box_threshold,
-                     "miou": round(m["miou"], 4), "fscore": round(m["fscore"], 4),
-                     "fscore_pooled": round(m["fscore_pooled"], 4), "source": "reproduced",
-                     "profile": config["profile"], "metrics_file": path, "note": ""})
+        rows.append(
+            {
+                "dataset": variant.dataset,
+                "box_threshold": variant.box_threshold,
+                "miou": round(m["miou"], 4),
+                "fscore": round(m["fscore"], 4),
+                "fscore_pooled": round(m["fscore_pooled"], 4),
+                "source": "reproduced",
+                "profile": config["profile"],
+                "metrics_file": path,
+                "note": "",
+            }
+        )
     return rows
 
 
@@ -43,8 +61,11 @@ def write_figure5(config: dict[str, Any], out_png: Path, out_csv: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"Figure 5 (reproduced, profile {config['profile']}): "
-                 f"{paper_tables()['figure5']['note'].split(':')[0]}", fontsize=8)
+    fig.suptitle(
+        f"Figure 5 (reproduced, profile {config['profile']}): "
+        f"{paper_tables()['figure5']['note'].split(':')[0]}",
+        fontsize=8,
+    )
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)

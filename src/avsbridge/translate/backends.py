@@ -27,6 +27,20 @@ class TranslatorError(RuntimeError):
     """A backend could not answer (after its retries): the job must fail loudly."""
 
 
+class CallFailed(TranslatorError):
+    """One call kept failing with a transient fault (429, 5xx, timeout, bad body).
+
+    The runner records it (frames fall back to the raw ALM text, counted) instead of
+    failing the job; ``kind`` is a short stable label for the record, the message
+    holds the details for the log. Configuration errors (401, 400) stay plain
+    :class:`TranslatorError`: they would fail every call.
+    """
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 @runtime_checkable
 class Translator(Protocol):
     """What every translator backend provides."""

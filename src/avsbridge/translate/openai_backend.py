@@ -3,25 +3,48 @@
 Works against vLLM / Ollama / llama.cpp servers through ``base_url``. The client's
 own retries are switched off (``max_retries=0``) so that one policy, ours, decides:
 exponential backoff with jitter, bounded in attempts and total time, honouring
-Retry-After on 429, retrying 5xx, timeouts and dropped connections, never other 4xx.
-The API key is read from an environment variable at construction and never enters
-``identity()``, the cache, or any message we raise.
+Retry-After on 429, retrying 5xx, timeouts, dropped connections, unparseable bodies
+and empty answers, never other 4xx. A call that still fails raises
+:class:`CallFailed` (the runner records it as a fallback); a refused request (401,
+400...) raises :class:`TranslatorError` (the job fails). The API key is read from
+an environment variable at construction and never enters ``identity()``, the
+cache, or any message we raise (it is redacted even if a server echoes it).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import random
+import re
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from avsbridge.translate.backends import TRANSLATORS, Completion, TranslatorError
+from avsbridge.translate.backends import TRANSLATORS, CallFailed, Completion, TranslatorError
 
 DEFAULT_MODEL = "gpt-4o"
 # Local OpenAI-compatible servers accept any key; the client refuses an empty one.
 PLACEHOLDER_KEY_FOR_LOCAL_SERVERS = "no-key"
+# Anything shaped like an OpenAI-style key (servers echo masked or whole keys in 401s).
+_KEY_LIKE_RE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*.]{6,}")
+
+
+def _host_of(base_url: str | None) -> str:
+    """``base_url`` for messages: scheme, host and path, never user:password@ or a query."""
+    if base_url is None:
+        return "api.openai.com"
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else "<base_url>"
+
+
+class _BadReply(Exception):
+    """A 200 response without a usable answer (no choices, empty content)."""
 
 
 def _retry_after_s(headers: Any) -> float | None:
@@ -90,6 +113,7 @@ class OpenAITranslator:
         self.backoff_base_s = float(backoff_base_s)
         self.backoff_max_s = float(backoff_max_s)
         self.max_total_s = float(max_total_s)
+        self._secret = api_key
         self._sleep = sleep or time.sleep
         self._jitter = random.Random()
         self._openai = openai
@@ -115,22 +139,43 @@ class OpenAITranslator:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * (2 ** (attempt - 1)))
         return ceiling * (0.5 + 0.5 * self._jitter.random())
 
-    def _classify(self, exc: Exception) -> tuple[bool, float | None, str]:
-        """(retryable, server-requested wait, short description) of one failure."""
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key (whole or key-shaped fragments)."""
+        if self._secret and self._secret != PLACEHOLDER_KEY_FOR_LOCAL_SERVERS:
+            text = text.replace(self._secret, "<redacted>")
+        return _KEY_LIKE_RE.sub("<redacted>", text)
+
+    def _classify(self, exc: Exception) -> tuple[bool, float | None, str, str]:
+        """(retryable, server-requested wait, stable kind, description) of one failure."""
         openai = self._openai
+        if isinstance(exc, _BadReply):
+            return True, None, str(exc), str(exc)
         if isinstance(exc, openai.APITimeoutError):
-            return True, None, f"timeout after {self.timeout_s:g}s"
+            return True, None, "timeout", f"timeout after {self.timeout_s:g}s"
         if isinstance(exc, openai.APIConnectionError):
-            return True, None, f"connection error ({exc.__cause__ or exc})"
+            return True, None, "connection error", f"connection error ({exc.__cause__ or exc})"
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             detail = f"HTTP {status}: {exc.message}"
-            if status == 429:
-                return True, _retry_after_s(exc.response.headers), detail
-            if status >= 500:
-                return True, _retry_after_s(exc.response.headers), detail
-            return False, None, detail
-        return False, None, f"{type(exc).__name__}: {exc}"
+            if status == 429 or status >= 500:
+                return True, _retry_after_s(exc.response.headers), f"HTTP {status}", detail
+            return False, None, f"HTTP {status}", detail
+        if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
+            return True, None, "malformed response body", f"malformed response body ({exc})"
+        return False, None, type(exc).__name__, f"{type(exc).__name__}: {exc}"
+
+    @staticmethod
+    def _answer_text(response: Any) -> str:
+        """The first choice's text; :class:`_BadReply` when there is none to use."""
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list):
+            raise _BadReply("malformed response body")
+        if not choices:
+            raise _BadReply("empty answer")
+        text = getattr(getattr(choices[0], "message", None), "content", None)
+        if not isinstance(text, str) or not text.strip():
+            raise _BadReply("empty answer")
+        return text
 
     def complete(self, system: str, user: str) -> Completion:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -139,9 +184,9 @@ class OpenAITranslator:
             kwargs["seed"] = self.seed
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
-        where = self.base_url or "api.openai.com"
+        where = _host_of(self.base_url)
         started = time.monotonic()
-        last = ""
+        last = kind = ""
         for attempt in range(1, self.max_attempts + 1):
             self.attempts += 1
             t0 = time.monotonic()
@@ -149,11 +194,15 @@ class OpenAITranslator:
                 response = self._client.chat.completions.create(
                     model=self.model, messages=messages, **kwargs
                 )
+                text = self._answer_text(response)
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised if fatal
-                retryable, wait_s, last = self._classify(exc)
+                retryable, wait_s, kind, last = self._classify(exc)
+                last = self._redact(last)
                 if not retryable:
                     raise TranslatorError(
-                        f"openai backend: {self.model} at {where} refused the request: {last}"
+                        self._redact(
+                            f"openai backend: {self.model} at {where} refused the request: {last}"
+                        )
                     ) from None
                 if attempt == self.max_attempts:
                     break
@@ -166,19 +215,19 @@ class OpenAITranslator:
                 self._sleep(delay)
                 continue
             latency = time.monotonic() - t0
-            text = ""
-            if response.choices:
-                text = response.choices[0].message.content or ""
-            usage = response.usage
+            usage = getattr(response, "usage", None)
             return Completion(
                 text=text,
                 prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
                 latency_s=latency,
             )
-        raise TranslatorError(
-            f"openai backend: {self.model} at {where} failed after {attempt} attempt(s) "
-            f"over {time.monotonic() - started:.1f}s; last error: {last}"
+        raise CallFailed(
+            self._redact(
+                f"openai backend: {self.model} at {where} failed after {attempt} attempt(s) "
+                f"over {time.monotonic() - started:.1f}s; last error: {last}"
+            ),
+            kind=kind,
         )
 
 

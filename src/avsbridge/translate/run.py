@@ -2,14 +2,18 @@
 
 Snakemake rules call :func:`translate_shard` (and :func:`weak_label_shard` for
 OpenAVS*). Every LLM call goes through the content-addressed cache, so a re-run
-makes zero backend calls, and the per-clip records count requests, real calls,
-cache hits, tokens and fallbacks: Table 4's cost column is measured, not copied.
-The output folder is built aside and swapped in whole, so a failed or killed job
-leaves nothing that a later run would trust.
+makes zero backend calls. The per-clip records hold only facts that do not depend
+on the cache's state: requests the strategy needs (Table 4's cost column), the
+cache keys used, tokens (from the cache entry), failed calls and fallback frames.
+So a cold and a warm run write byte-identical records; whether a request was a hit
+or a call, and its latency, go to the job's log (see :func:`usage_stats` for the
+derived per-report hits). The output folder is built aside and swapped in whole,
+so a failed or killed job leaves nothing that a later run would trust.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,18 +21,19 @@ from typing import Any
 from avsbridge.data.records import Clip
 from avsbridge.io import ArtifactError, atomic_dir, atomic_write_json, read_json
 from avsbridge.translate import TRANSLATORS
-from avsbridge.translate.backends import Translator
-from avsbridge.translate.cache import CallCache
+from avsbridge.translate.backends import CallFailed, Translator, TranslatorError
+from avsbridge.translate.cache import CallCache, request_key
 from avsbridge.translate.categories import labels_to_prompt
 from avsbridge.translate.prompts import citation, get_strategy
 from avsbridge.translate.strategies import build_requests, parse_answers, reply_problem
+
+log = logging.getLogger("avsbridge.translate")
 
 SUMMARY_FILE = "_summary.json"
 _COUNTERS = (
     "alm_calls",
     "llm_requests",
-    "llm_calls",
-    "cache_hits",
+    "failed_calls",
     "prompt_tokens",
     "completion_tokens",
 )
@@ -92,6 +97,20 @@ def raw_prompt(frame_texts: Sequence[str]) -> str:
     return ". ".join(distinct)
 
 
+def _fall_back(
+    record: dict[str, Any],
+    prompts: list[str | None],
+    raw: list[str],
+    frames: Sequence[int],
+    why: str,
+) -> None:
+    """Frames whose LLM answer is unusable get their raw ALM text, and say so."""
+    for frame in frames:
+        prompts[frame] = raw[frame]
+        record["fallback_frames"].append(frame)
+        record["fallback_reasons"].append(f"frame {frame}: {why}; used the raw ALM text")
+
+
 def _translate_clip(
     clip_id: str,
     texts_by_key: dict[str, list[str]],
@@ -100,6 +119,7 @@ def _translate_clip(
     translator: Translator,
     identity: dict[str, Any],
     cache: CallCache,
+    ledger: dict[str, Any],
 ) -> dict[str, Any]:
     texts_by_prompt = list(texts_by_key.values())
     n_frames = len(texts_by_prompt[0])
@@ -117,9 +137,32 @@ def _translate_clip(
         return record
     prompts: list[str | None] = [None] * n_frames
     for request in build_requests(strategy, texts_by_prompt):
-        answer = cache.complete(translator, request.system, request.user, clip=clip_id)
         record["llm_requests"] += 1
-        record["llm_calls" if not answer.hit else "cache_hits"] += 1
+        try:
+            answer = cache.complete(translator, request.system, request.user, clip=clip_id)
+        except CallFailed as exc:
+            key = request_key(identity, request.system, request.user)
+            log.warning("llm failed clip=%s key=%s: %s", clip_id, key, exc)
+            ledger["failed"] += 1
+            ledger["last_error"] = str(exc)
+            record["failed_calls"] += 1
+            record["failed_keys"].append(key)
+            _fall_back(
+                record,
+                prompts,
+                raw,
+                request.frame_indices,
+                f"LLM call failed after retries: {exc.kind} (cache key {key})",
+            )
+            continue
+        ledger["hits" if answer.hit else "calls"] += 1
+        log.info(
+            "llm %s clip=%s key=%s latency=%.3fs",
+            "hit" if answer.hit else "call",
+            clip_id,
+            answer.key,
+            answer.completion.latency_s,
+        )
         record["prompt_tokens"] += answer.completion.prompt_tokens
         record["completion_tokens"] += answer.completion.completion_tokens
         record["cache_keys"].append(answer.key)
@@ -127,12 +170,9 @@ def _translate_clip(
         parsed = parse_answers(answer.completion.text, n_answers)
         if parsed is None:
             problem = reply_problem(answer.completion.text, n_answers)
-            for frame in request.frame_indices:
-                prompts[frame] = raw[frame]
-                record["fallback_frames"].append(frame)
-                record["fallback_reasons"].append(
-                    f"frame {frame}: {problem} (cache key {answer.key}); used the raw ALM text"
-                )
+            _fall_back(
+                record, prompts, raw, request.frame_indices, f"{problem} (cache key {answer.key})"
+            )
         else:
             for frame, prompt in zip(request.frame_indices, parsed, strict=True):
                 prompts[frame] = prompt
@@ -155,6 +195,9 @@ def _summary(records: dict[str, dict[str, Any]], **header: Any) -> dict[str, Any
     summary["frames"] = sum(len(r["prompts"]) for r in records.values())
     for name in _COUNTERS:
         summary[name] = sum(int(r[name]) for r in records.values())
+    summary["llm_distinct_requests"] = len(
+        {key for r in records.values() for key in r["cache_keys"]}
+    )
     summary["fallback_frames"] = sum(len(r["fallback_frames"]) for r in records.values())
     summary["fallback_clips"] = {
         slug: r["fallback_frames"] for slug, r in records.items() if r["fallback_frames"]
@@ -163,16 +206,20 @@ def _summary(records: dict[str, dict[str, Any]], **header: Any) -> dict[str, Any
 
 
 def _zero_counters() -> dict[str, Any]:
-    """Per-clip call counters, before any LLM request (weak labels stay at zero)."""
+    """Per-clip call counters, before any LLM request (weak labels stay at zero).
+
+    ``llm_requests`` = ``len(cache_keys) + len(failed_keys)``: answered requests name
+    their cache entry, failed ones (never cached) the key a re-run would fill.
+    """
     return {
         "llm_requests": 0,
-        "llm_calls": 0,
-        "cache_hits": 0,
+        "failed_calls": 0,
         "prompt_tokens": 0,
         "completion_tokens": 0,
         "fallback_frames": [],
         "fallback_reasons": [],
         "cache_keys": [],
+        "failed_keys": [],
     }
 
 
@@ -191,8 +238,12 @@ def translate_shard(
 
     ``alm_dirs`` maps ALM prompt key -> folder of ALM records; pc/pcfc use all of
     them as exp1..expK in the given order, none/fc exactly one. ``n_frames`` keeps
-    the first n frames of each clip. Backend failures (after the backend's retries)
-    and offline cache misses propagate: the job fails and ``out_dir`` is untouched.
+    the first n frames of each clip. A call that keeps failing with a transient
+    fault (:class:`CallFailed`) is recorded: its frames fall back to the raw ALM
+    text, counted in ``failed_calls``/``fallback_frames``. The job fails, leaving
+    ``out_dir`` untouched, on a refused request (:class:`TranslatorError`), an
+    offline cache miss, or when every request of the shard failed (the service is
+    down: nothing worth keeping).
     """
     spec = get_strategy(strategy)
     if not alm_dirs:
@@ -206,10 +257,23 @@ def translate_shard(
     identity = translator.identity()
     cache = CallCache(Path(cache_dir), offline=offline)
     records: dict[str, dict[str, Any]] = {}
+    ledger: dict[str, Any] = {"hits": 0, "calls": 0, "failed": 0, "last_error": ""}
     for slug in clip_ids:
         clip_id, texts_by_key, alm_calls = _read_alm_texts(alm_dirs, slug, n_frames)
         records[slug] = _translate_clip(
-            clip_id, texts_by_key, alm_calls, strategy, translator, identity, cache
+            clip_id, texts_by_key, alm_calls, strategy, translator, identity, cache, ledger
+        )
+    log.info(
+        "llm shard %s: %d requests, %d cache hits, %d backend calls, %d failed",
+        out_dir,
+        ledger["hits"] + ledger["calls"] + ledger["failed"],
+        ledger["hits"],
+        ledger["calls"],
+        ledger["failed"],
+    )
+    if ledger["failed"] and not ledger["hits"] + ledger["calls"]:
+        raise TranslatorError(
+            f"all {ledger['failed']} LLM requests of the shard failed; last: {ledger['last_error']}"
         )
     summary = _summary(
         records,
