@@ -98,7 +98,7 @@ def test_json_lineage_reaches_audio_and_frames(built):
 
 def test_altered_mask_png_is_named(built):
     tmp, work, configfile = built
-    png = _one(tmp / "results" / "masks", "**/demo_s4_018/2.png")
+    png = _one(tmp / "results" / "masks", "**/*demo_s4_018.2.png")
     with _restored(png):
         png.write_bytes(png.read_bytes() + b"\0")
         code, out = _audit(work, configfile)

@@ -59,6 +59,7 @@ def _text_dir(root: Path, cache: CallCache, backend: Backend, clips: dict[str, l
             },
         )
     atomic_write_json(root / "_summary.json", {"clips": len(clips)})
+    atomic_write_json(root / "_provenance.json", {"rule": "translate", "inputs": {}})
     return root
 
 
@@ -90,6 +91,10 @@ def project(tmp_path: Path) -> Path:
     cache = CallCache(project / "results" / "llm_cache")
     masks = project / "results" / "masks" / "s0000"
     masks.mkdir(parents=True)
+    # a mask shard as the segment rule leaves it: JSON files that are not translations
+    atomic_write_json(masks / "_summary.json", {"clips": {}})
+    atomic_write_json(masks / "_provenance.json", {"rule": "segment", "inputs": {}})
+    atomic_write_json(masks / "c1.boxes.json", {"frames": {}})
     gpt_a = _text_dir(project / "results/text/a/s0000", cache, GPT, {"c1": ["u1", "u2", "u1"]})
     gpt_b = _text_dir(project / "results/text/b/s0000", cache, GPT, {"c1": ["u2", "u3"]})
     local = _text_dir(project / "results/text/c/s0000", cache, LOCAL, {"c1": ["u1"], "c2": ["u1"]})

@@ -106,32 +106,28 @@ def _leftovers(out: Path) -> list[str]:
 
 def test_segment_shard_end_to_end(shard: dict[str, Any]) -> None:
     _run(shard)
-    clip_dir = shard["out"] / "cat__clip_a"
-    assert sorted(p.name for p in clip_dir.iterdir()) == [
-        "1.boxes.json",
-        "1.png",
-        "2.boxes.json",
-        "2.png",
-        "3.boxes.json",
-        "3.png",
+    out = shard["out"]
+    files = sorted(p.name for p in out.iterdir() if p.name.startswith("cat__clip_a."))
+    assert files == [
+        "cat__clip_a.1.png",
+        "cat__clip_a.2.png",
+        "cat__clip_a.3.png",
+        "cat__clip_a.boxes.json",
     ]
-    masks = [read_prob_png(clip_dir / f"{k}.png") > 0.5 for k in (1, 2, 3)]
+    masks = [read_prob_png(out / f"cat__clip_a.{k}.png") > 0.5 for k in (1, 2, 3)]
     assert all(m.shape == (224, 224) for m in masks)
     truth = shard["truth"]
     assert mask_iou(masks[0], truth[0]["dog"]) > 0.8
     assert not masks[1].any()  # silence
     assert mask_iou(masks[2], truth[2]["dog"] | truth[2]["car"]) > 0.75
 
-    boxes = [read_json(clip_dir / f"{k}.boxes.json") for k in (1, 2, 3)]
-    assert boxes[0]["prompt"] == "dog" and boxes[0]["box_threshold"] == 0.25
+    clip_boxes = read_json(out / "cat__clip_a.boxes.json")
+    assert clip_boxes["box_threshold"] == 0.25 and clip_boxes["text_threshold"] == 0.25
+    boxes = [clip_boxes["frames"][str(k)] for k in (1, 2, 3)]
+    assert boxes[0]["prompt"] == "dog"
     assert [d["phrase"] for d in boxes[0]["detections"]] == ["dog"]
     assert len(boxes[0]["detections"][0]["box"]) == 4
-    assert boxes[1] == {
-        "prompt": "",
-        "detections": [],
-        "box_threshold": 0.25,
-        "text_threshold": 0.25,
-    }
+    assert boxes[1] == {"prompt": "", "detections": []}
     assert {d["phrase"] for d in boxes[2]["detections"]} == {"dog", "car"}
 
     summary = read_json(shard["out"] / "_summary.json")
@@ -148,10 +144,10 @@ def test_segment_shard_end_to_end(shard: dict[str, Any]) -> None:
 
 def test_rerun_replaces_the_folder_and_is_deterministic(shard: dict[str, Any]) -> None:
     _run(shard)
-    first = {p.name: p.read_bytes() for p in (shard["out"] / "cat__clip_a").iterdir()}
+    first = {p.name: p.read_bytes() for p in shard["out"].glob("cat__clip_a.*")}
     (shard["out"] / "stale.txt").write_text("old run", encoding="utf-8")
     _run(shard)
-    second = {p.name: p.read_bytes() for p in (shard["out"] / "cat__clip_a").iterdir()}
+    second = {p.name: p.read_bytes() for p in shard["out"].glob("cat__clip_a.*")}
     assert first == second
     assert not (shard["out"] / "stale.txt").exists()
     assert _leftovers(shard["out"]) == ["shard_0"]
@@ -184,14 +180,14 @@ def test_wrong_frame_count_and_wrong_clip(shard: dict[str, Any]) -> None:
 
 def test_corrupt_frame_names_it_and_keeps_the_previous_output(shard: dict[str, Any]) -> None:
     _run(shard, backend="test-counting", backend_options={})
-    before = sorted(p.name for p in (shard["out"] / "cat__clip_a").iterdir())
+    before = sorted(p.name for p in shard["out"].glob("cat__clip_a.*"))
     bad = shard["clip"].frames[2]
     bad.write_bytes(b"\x89PNG truncated")
     with pytest.raises(ArtifactError) as err:
         _run(shard, backend="test-counting", backend_options={})
     assert err.value.path == bad
     # the earlier, complete folder is untouched and no temp folder is left behind
-    assert sorted(p.name for p in (shard["out"] / "cat__clip_a").iterdir()) == before
+    assert sorted(p.name for p in shard["out"].glob("cat__clip_a.*")) == before
     assert _leftovers(shard["out"]) == ["shard_0"]
 
 

@@ -265,13 +265,14 @@ def evaluate_job(
 ) -> None:
     """Score one variant over all its shards; counts ALM/LLM calls from the text artifacts."""
     from avsbridge.metrics.avsbench import score_avsbench
+    from avsbridge.segment.run import boxes_name, mask_name
 
+    boxes_suffix = boxes_name("")
     clips = dataset_clips(config, dataset)
-    by_slug = {}
+    by_slug: dict[str, Path] = {}
     for d in mask_dirs:
-        for sub in Path(d).iterdir():
-            if sub.is_dir():
-                by_slug[sub.name] = sub
+        for boxes in Path(d).glob(f"*{boxes_suffix}"):
+            by_slug[boxes.name.removesuffix(boxes_suffix)] = Path(d)
     preds: list[np.ndarray] = []
     gts: list[np.ndarray] = []
     n_frames_per_clip = max((c.n_frames for c in clips), default=5)
@@ -283,7 +284,7 @@ def evaluate_job(
         for k in clip.annotated:
             gt_path = clip.masks[k]
             assert gt_path is not None
-            preds.append(read_prob_png(by_slug[clip.slug] / f"{k + 1}.png"))
+            preds.append(read_prob_png(by_slug[clip.slug] / mask_name(clip.slug, k + 1)))
             gts.append((read_image(gt_path, mode="L") > 127).astype(np.float32))
     batch_frames = int(config["evaluation"]["batch_size"]) * n_frames_per_clip
     official = score_avsbench(preds, gts, variant="official", batch_size=batch_frames)

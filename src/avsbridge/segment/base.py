@@ -22,7 +22,7 @@ class Detection:
     phrase: str
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON form written into the per-frame ``boxes.json``."""
+        """Plain JSON form written into the per-clip ``boxes.json`` (one entry per frame)."""
         return {
             "box": [round(float(v), 2) for v in self.box],
             "score": round(float(self.score), 4),

@@ -24,6 +24,8 @@ app = typer.Typer(
     help="The LLM call cache: calls, hits, tokens and estimated $ per backend and per report.",
 )
 
+TRANSLATION_RULES = ("translate", "weak_labels")
+
 
 def default_cache_dir(base: Path) -> Path:
     """The workflow's cache folder: config ``llm_cache_dir``, else ``{results_dir}/llm_cache``.
@@ -71,7 +73,13 @@ def report_text_dirs(report: Path, base: Path) -> list[Path]:
             raise ArtifactError(prov_path, "provenance record has no 'inputs' mapping")
         for item in inputs:
             folder = _resolve(item, base)
-            if (folder / "_summary.json").is_file():
+            record = folder / "_provenance.json"
+            # mask shards carry a summary too: only translation shards hold cache keys
+            if (
+                (folder / "_summary.json").is_file()
+                and record.is_file()
+                and read_json(record).get("rule") in TRANSLATION_RULES
+            ):
                 folders[folder] = None
     return list(folders)
 
