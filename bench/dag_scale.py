@@ -78,6 +78,16 @@ def build_placeholder_tree(root: Path) -> tuple[int, int]:
     return len(s4_rows), len(ms3_names)
 
 
+def paper_bench_config(data_root: Path, results_dir: str) -> dict:
+    """The paper profile over the placeholder S4 / MS3 test trees."""
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    paper["datasets"] = {k: v for k, v in paper["datasets"].items() if k in ("s4", "ms3")}
+    for ds in paper["datasets"].values():
+        ds["root"] = str(data_root)
+    paper["results_dir"] = results_dir
+    return paper
+
+
 def snakemake(workdir: Path, configfile: Path, *extra: str) -> tuple[float, str]:
     cmd = [
         sys.executable,
@@ -134,11 +144,7 @@ def main() -> None:
         tmp_path = Path(tmp)
         data_root = tmp_path / "AVSBench_object"
         n_s4, n_ms3 = build_placeholder_tree(data_root)
-        paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-        paper["datasets"] = {k: v for k, v in paper["datasets"].items() if k in ("s4", "ms3")}
-        for ds in paper["datasets"].values():
-            ds["root"] = str(data_root)
-        paper["results_dir"] = str(tmp_path / "results")
+        paper = paper_bench_config(data_root, str(tmp_path / "results"))
         configfile = tmp_path / "paper-bench.yaml"
         configfile.write_text(yaml.safe_dump(paper))
         workdir = tmp_path / "work"

@@ -127,11 +127,9 @@ def main() -> None:
         tmp_path = Path(tmp)
         data_root = tmp_path / "AVSBench_object"
         dag_scale.build_placeholder_tree(data_root)
-        paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-        paper["datasets"] = {k: v for k, v in paper["datasets"].items() if k in ("s4", "ms3")}
-        for ds in paper["datasets"].values():
-            ds["root"] = str(data_root)
-        results = paper["results_dir"]  # relative: DVC outputs live inside the project
+        # relative results folder: DVC outputs live inside the project
+        paper = dag_scale.paper_bench_config(data_root, "results/paper")
+        results = paper["results_dir"]
         workdir = tmp_path / "work"
         for rel in ("src/avsbridge", "workflow", "data/demo"):
             shutil.copytree(REPO / rel, workdir / rel, ignore=shutil.ignore_patterns("__pycache__"))

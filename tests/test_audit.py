@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_workflow import REPO, _config, _snakemake
 from typer.testing import CliRunner
+from workflow_helpers import build_slice, slice_config
 
 from avsbridge.cli import app
 from avsbridge.io import atomic_write_json
@@ -28,14 +28,7 @@ RUNNER = CliRunner()
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, weights_mirror):
-    tmp = tmp_path_factory.mktemp("audit")
-    work = tmp / "work"
-    (work / "config").mkdir(parents=True)
-    shutil.copy(REPO / "params.yaml", work / "params.yaml")
-    configfile = _config(tmp)
-    shutil.copy(configfile, work / "config" / "config.yaml")
-    _snakemake(work, configfile, "reports/table1.csv")
-    return tmp, work, configfile
+    return build_slice(tmp_path_factory.mktemp("audit"))
 
 
 def _audit(work: Path, configfile: Path, *args: str) -> tuple[int, str]:
@@ -126,12 +119,12 @@ def test_deleted_text_record_and_provenance_are_named(built):
 def test_param_change_makes_lineage_stale(built):
     tmp, work, _ = built
     # a param that keeps paths: Snakemake says the mask shard's params changed
-    code, out = _audit(work, _config(tmp, text_threshold=0.3))
+    code, out = _audit(work, slice_config(tmp, text_threshold=0.3))
     assert code == 1
     masks = _one(tmp / "results" / "masks", "**/s0000")
     assert f"stale: params: {masks} -- Snakemake: params changed: text_threshold" in out
     # a param that moves the variant: the report no longer matches the config
-    code, out = _audit(work, _config(tmp, box_threshold=0.35))
+    code, out = _audit(work, slice_config(tmp, box_threshold=0.35))
     assert code == 1
     assert "stale: input: reports/table1.csv -- Snakemake: set of input files changed" in out
     assert "stale: params:" in out and "current config does not build this" in out

@@ -95,6 +95,44 @@ def test_weak_label_variant(demo_config):
     assert Variant("s4", "weaklabel", ("label",), "none", "none", "sam", 0.25) in t5
 
 
+def test_ms3_weak_labels_come_from_the_configured_csv(demo_config, tmp_path: Path):
+    from avsbridge.pipeline import dataset_clips
+
+    t5 = report_variants(demo_config, "table5")
+    assert Variant("ms3", "weaklabel", ("label",), "none", "none", "sam", 0.25) in t5
+    clips = dataset_clips(demo_config, "ms3")
+    assert clips and all(c.labels for c in clips)  # the official MS3 CSV has none
+    # without the CSV the MS3 OpenAVS* cell is empty and says why, never a crash later
+    demo_config["datasets"]["ms3"].pop("weak_labels")
+    paper_row = next(
+        r for r in paper_tables()["table5"]["rows"] if r.get("reproduce") == "openavs_weak"
+    )
+    cells = row_cells(demo_config, "table5", paper_row)
+    ms3 = [c for name, c in cells.items() if name.startswith("ms3_")]
+    assert ms3 and all(c.variant is None and "no clip-level label" in c.reason for c in ms3)
+
+
+def test_weak_label_csv_errors_name_the_file(tmp_path: Path):
+    from avsbridge.data.avsbench import read_weak_labels
+    from avsbridge.io import ArtifactError
+
+    good = tmp_path / "ok.csv"
+    good.write_text("name,labels\nclip_a,dog_barking;male_speech\n")
+    assert read_weak_labels(good) == {"clip_a": ("dog_barking", "male_speech")}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("name,labels\nclip_a, ; \n")
+    with pytest.raises(ArtifactError, match="empty.csv.*clip 'clip_a' has no label"):
+        read_weak_labels(empty)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("name,labels\nclip_a,dog\nclip_a,cat\n")
+    with pytest.raises(ArtifactError, match="listed twice"):
+        read_weak_labels(twice)
+    no_column = tmp_path / "cols.csv"
+    no_column.write_text("name,label\nclip_a,dog\n")
+    with pytest.raises(ArtifactError, match="cols.csv"):
+        read_weak_labels(no_column)
+
+
 def test_figure5_sweeps_every_threshold(demo_config):
     f5 = report_variants(demo_config, "figure5")
     assert sorted({v.box_threshold for v in f5}) == demo_config["vfm"]["sweep"]

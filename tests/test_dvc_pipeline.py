@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import planned_jobs
 
 from avsbridge.provenance.records import tree_hashes
 
@@ -98,15 +98,6 @@ def _make_project(dst: Path, env: dict[str, str]) -> Path:
     return dst
 
 
-def _planned(out: str) -> dict[str, int]:
-    table = out.split("Job stats:", 1)[1] if "Job stats:" in out else ""
-    return {
-        m.group(1): int(m.group(2))
-        for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
-        if m.group(1) != "total"
-    }
-
-
 def _artifact_hashes(project: Path) -> dict[str, str]:
     hashes: dict[str, str] = {}
     for family in DETERMINISTIC:
@@ -164,7 +155,7 @@ def test_second_clone_pulls_and_is_up_to_date(projects):
     params["vfm"]["box_threshold"] = 0.45  # a threshold whose masks exist (Figure 5 sweep)
     params["vfm"]["text_threshold"] = 0.3
     (clone / "params.yaml").write_text(yaml.safe_dump(params))
-    planned = _planned(_run(["snakemake", "-n"], clone, env))
+    planned = planned_jobs(_run(["snakemake", "-n"], clone, env))
     assert planned.get("segment", 0) >= 1, planned
     assert set(planned) <= {"segment", "evaluate", "report_table", "figure5", "all"}, planned
     assert "changed" in _run(["dvc", "status"], clone, env)

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from test_translate_openai import FakeChatServer
 from typer.testing import CliRunner
+from workflow_helpers import snakemake_cmd
 
 from avsbridge.cli import app
 
@@ -78,18 +78,7 @@ def test_api_key_is_in_no_file_of_a_real_run(
     marker = f"sk-proj-{uuid.uuid4().hex}{uuid.uuid4().hex}"
     work = _project(tmp_path, flaky_server.base_url)
     env = {**os.environ, "OPENAI_API_KEY": marker}
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(work),
-        "--cores",
-        "2",
-        "reports/table1.csv",
-    ]
+    cmd = snakemake_cmd(work, "reports/table1.csv")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert marker not in proc.stdout + proc.stderr

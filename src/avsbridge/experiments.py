@@ -92,6 +92,16 @@ def _missing_reason(config: dict[str, Any], dataset: str, vfm: str) -> str:
     return ""
 
 
+def _weak_label_reason(config: dict[str, Any], dataset: str) -> str:
+    spec = config["datasets"][dataset]
+    if spec["kind"] == "ms3" and not spec.get("weak_labels"):
+        return (
+            f"{dataset}: the official MS3 metadata has no clip-level label; "
+            f"set datasets.{dataset}.weak_labels (a name,labels CSV) to compute OpenAVS*"
+        )
+    return ""
+
+
 def row_cells(config: dict[str, Any], table: str, row: dict[str, Any]) -> dict[str, Cell]:
     """Map each metric column of a paper row to what reproduces it."""
     recipe = row.get("reproduce")
@@ -130,6 +140,8 @@ def row_cells(config: dict[str, Any], table: str, row: dict[str, Any]) -> dict[s
                     "strategy": "none",
                 }
         reason = _missing_reason(config, dataset, vfm)
+        if not reason and recipe == "openavs_weak":
+            reason = _weak_label_reason(config, dataset)
         if reason:
             cells[column] = Cell(None, metric, reason)
             continue

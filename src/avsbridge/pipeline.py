@@ -7,6 +7,7 @@ folders); the stage packages know the models.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -31,10 +32,24 @@ def _load(kind: str, root: str, split: str) -> tuple[Clip, ...]:
     return tuple(load_benchmark(kind, Path(root), split=split))
 
 
+@functools.cache
+def _weak_labels(path: str) -> dict[str, tuple[str, ...]]:
+    from avsbridge.data.avsbench import read_weak_labels
+
+    return read_weak_labels(Path(path))
+
+
 def dataset_clips(config: dict[str, Any], dataset: str) -> list[Clip]:
-    """Clips of a configured dataset, in metadata order (the official test order)."""
+    """Clips of a configured dataset, in metadata order (the official test order).
+
+    ``weak_labels`` (a ``name,labels`` CSV) sets the clip-level labels of OpenAVS*
+    where the benchmark metadata has none (MS3).
+    """
     spec = config["datasets"][dataset]
     clips = list(_load(spec["kind"], str(spec["root"]), spec["split"]))
+    if spec.get("weak_labels"):
+        labels = _weak_labels(str(spec["weak_labels"]))
+        clips = [dataclasses.replace(c, labels=labels.get(c.id, c.labels)) for c in clips]
     if spec.get("limit"):
         clips = clips[: spec["limit"]]
     return clips

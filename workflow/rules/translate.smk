@@ -26,6 +26,8 @@ rule translate:
 
 
 rule weak_labels:
+    input:
+        lambda w: config["datasets"][w.dataset].get("weak_labels", []),
     output:
         directory(f"{R}/text/{{dataset}}/weaklabel/label/none/none/{{shard}}"),
     log:

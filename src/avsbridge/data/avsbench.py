@@ -376,6 +376,34 @@ def avss_binary_mask(label: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- AVSS / V3
 
 
+WEAK_LABEL_SEPARATOR = ";"
+
+
+def read_weak_labels(path: Path) -> dict[str, tuple[str, ...]]:
+    """Clip-level labels (OpenAVS* / Table 5) from a ``name,labels`` CSV, labels ';'-joined.
+
+    The official MS3 metadata carries no clip label; this file supplies one (the
+    demo ships it; on AVSBench it can be derived from AVSBench-semantic's ``a_obj``).
+    """
+    path = Path(path)
+    header, rows = read_metadata_csv(path)
+    name_col = _column(header, ("name",), path, required=True)
+    labels_col = _column(header, ("labels",), path, required=True)
+    assert name_col is not None and labels_col is not None
+    labels: dict[str, tuple[str, ...]] = {}
+    for row in rows:
+        name = row.values[name_col].strip()
+        values = tuple(
+            v.strip() for v in row.values[labels_col].split(WEAK_LABEL_SEPARATOR) if v.strip()
+        )
+        if not values:
+            raise ArtifactError(path, f"line {row.line}: clip {name!r} has no label")
+        if name in labels:
+            raise ArtifactError(path, f"line {row.line}: clip {name!r} is listed twice")
+        labels[name] = values
+    return labels
+
+
 def _split_objects(a_obj: str) -> tuple[str, ...]:
     """``a_obj`` joins the sounding classes with '_' (class names use '-' inside)."""
     out: list[str] = []

@@ -272,6 +272,15 @@ def clip_paths(root: Path, plan: ClipPlan) -> tuple[list[Path], list[Path | None
     return _clip_paths(root, plan)
 
 
+def ms3_weak_label_rows(plans: list[ClipPlan]) -> list[list[str]]:
+    """Clip-level labels of the MS3 clips (OpenAVS*): the categories of their sources."""
+    return [
+        [p.name, ";".join(sorted({category_of_object(o) for o in p.sounding}))]
+        for p in plans
+        if p.subset == "ms3"
+    ]
+
+
 def _write_clip(
     root: Path, plan: ClipPlan, sprites: dict[str, np.ndarray], bank: sounds.SoundBank
 ) -> dict:
@@ -442,6 +451,10 @@ def generate_demo(
         atomic_write_text(
             tmp / "Multi-sources" / "ms3_meta_data.csv",
             _csv_text(["name", "split"], [[p.name, p.split] for p in plans if p.subset == "ms3"]),
+        )
+        atomic_write_text(
+            tmp / "Multi-sources" / "ms3_weak_labels.csv",
+            _csv_text(["name", "labels"], ms3_weak_label_rows(plans)),
         )
         atomic_write_text(tmp / "MANIFEST.md", _manifest_md(seed, versions))
         files = {
