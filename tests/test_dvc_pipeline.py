@@ -192,3 +192,25 @@ def test_kill_minus_nine_then_rerun_is_byte_identical(projects):
     assert not differing, f"seed {seed}: differ after kill -9 + re-run: {differing[:20]}"
     leftovers = [p for p in (killed / RESULTS).rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers, leftovers
+
+
+def test_exp_run_sets_a_param_and_reruns_from_the_vfm(projects):
+    """`dvc exp run -S vfm.box_threshold=0.3`: a comparable experiment (runs last: it
+    changes the origin's workspace)."""
+    env, origin = projects["env"], projects["origin"]
+    out = _run(["dvc", "exp", "run", "-S", "vfm.box_threshold=0.3", "-n", "thr030"], origin, env)
+    assert "audio_text' didn't change" in out or "Stage 'audio_text' didn't change" in out, out[
+        -3000:
+    ]
+    assert "Running stage 'segment'" in out
+    reproduced = [
+        line
+        for line in (origin / "reports/table1.csv").read_text().splitlines()
+        if ",reproduced," in line
+    ]
+    assert reproduced and all("box_threshold=0.3" in line for line in reproduced)
+    params = _run(["dvc", "params", "diff"], origin, env)
+    assert "vfm.box_threshold" in params and "0.25" in params and "0.3" in params
+    shown = _run(["dvc", "exp", "show", "--no-pager", "--csv"], origin, env)
+    assert "thr030" in shown
+    assert list((origin / RESULTS / "masks").rglob("0.30")), "masks at the new threshold"
