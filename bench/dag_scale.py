@@ -136,6 +136,16 @@ def count_jobs(output: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+def print_result(result: dict, as_json: bool) -> None:
+    """One JSON object (``--json``) or aligned ``key: value`` lines."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(map(len, result))
+    for key, value in result.items():
+        print(f"{key:>{width}}: {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -169,11 +179,7 @@ def main() -> None:
             "ms3_clips": n_ms3,
             "noop_jobs": count_jobs(noop_out),
         }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>10}: {value}")
+    print_result(result, args.json)
 
 
 if __name__ == "__main__":

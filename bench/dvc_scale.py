@@ -156,11 +156,7 @@ def main() -> None:
             "status_clean": "up to date" in status,
             "repro_ran_nothing": "didn't change" in repro or "up to date" in repro,
         }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>18}: {value}")
+    dag_scale.print_result(result, args.json)
 
 
 if __name__ == "__main__":

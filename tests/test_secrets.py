@@ -21,7 +21,7 @@ import pytest
 import yaml
 from test_translate_openai import FakeChatServer
 from typer.testing import CliRunner
-from workflow_helpers import snakemake_cmd
+from workflow_helpers import slice_datasets, snakemake_cmd
 
 from avsbridge.cli import app
 
@@ -50,15 +50,7 @@ def _project(tmp: Path, base_url: str) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["profile"] = "secrets-test"
     config["results_dir"] = "results"
-    config["datasets"] = {
-        "s4": {
-            "kind": "s4",
-            "root": str(REPO / "data" / "demo"),
-            "split": "test",
-            "shard_size": 2,
-            "limit": 2,
-        }
-    }
+    config["datasets"] = slice_datasets()
     config["backends"]["llm"] = {
         "name": "openai",
         "options": {"base_url": base_url, "seed": 0, "max_attempts": 2, "backoff_base_s": 0.01},

@@ -13,19 +13,17 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def slice_datasets() -> dict:
+    """The slice: the first 2 S4 test clips of the demo benchmark, one shard."""
+    root = str(REPO / "data" / "demo")
+    return {"s4": {"kind": "s4", "root": root, "split": "test", "shard_size": 2, "limit": 2}}
+
+
 def slice_config(tmp: Path, **vfm: float) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["profile"] = "test"
     config["results_dir"] = str(tmp / "results")
-    config["datasets"] = {
-        "s4": {
-            "kind": "s4",
-            "root": str(REPO / "data" / "demo"),
-            "split": "test",
-            "shard_size": 2,
-            "limit": 2,
-        },
-    }
+    config["datasets"] = slice_datasets()
     config["backends"]["llm"] = {"name": "none"}
     config["backends"]["vfm"]["sam"]["options"]["vocabulary"] = str(REPO / "data/demo/vocabulary")
     config["llm"] = {"strategy": vfm.pop("strategy", "none")}

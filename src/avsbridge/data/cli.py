@@ -7,7 +7,6 @@ is missing or broken.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,25 +53,17 @@ def stats_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Clip counts per subset and split: ``{subset: {split: clip_count}}``."""
+    from avsbridge.cli_output import emit
     from avsbridge.data.avsbench import metadata_stats, root_stats
-    from avsbridge.io import ArtifactError
 
     if (metadata is None) == (root is None):
         typer.echo("give exactly one of --metadata FILE or --root DIR", err=True)
         raise typer.Exit(2)
-    try:
-        if metadata is not None:
-            stats: dict[str, Any] = metadata_stats(metadata, kind)
-        else:
-            assert root is not None
-            stats = root_stats(root)
-    except (ArtifactError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(json.dumps(stats, indent=2, sort_keys=True))
-    else:
-        typer.echo("\n".join(_render_table(stats)))
+    emit(
+        lambda: metadata_stats(metadata, kind) if metadata is not None else root_stats(root),
+        as_json,
+        lambda stats: "\n".join(_render_table(stats)),
+    )
 
 
 @app.command(

@@ -10,7 +10,6 @@ used. Requests minus distinct keys are the report's cache hits.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,14 +159,15 @@ def stats_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Calls, hits, tokens and estimated $ per backend/model and per report."""
+    from avsbridge.cli_output import emit
+
     base = project_dir or Path.cwd()
-    try:
-        folder = cache_dir if cache_dir is not None else default_cache_dir(base)
-        stats = collect_stats(folder, list(report or []), base)
-    except (ArtifactError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(json.dumps(stats, indent=2, sort_keys=True))
-    else:
-        typer.echo(render(stats))
+    emit(
+        lambda: collect_stats(
+            cache_dir if cache_dir is not None else default_cache_dir(base),
+            list(report or []),
+            base,
+        ),
+        as_json,
+        render,
+    )
