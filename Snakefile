@@ -7,7 +7,13 @@ min_version("9.0")
 
 
 configfile: "params.yaml"
-configfile: "config/config.yaml"
+
+
+# A --configfile is a whole profile (config/paper.yaml): it replaces the demo profile
+# instead of being merged into it, so no demo key leaks into a paper run.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
