@@ -7,6 +7,7 @@ into place, so a job killed mid-way never leaves a file that a later run trusts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -30,20 +31,41 @@ class ArtifactError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
+class WriteError(ArtifactError):
+    """An output could not be written (disk full, read-only or unwritable folder).
+
+    Raised instead of a bare OSError so the message names the artifact; whatever
+    was there before is left as it was (writes are atomic).
+    """
+
+
+# errnos that mean "the destination cannot take the write", whatever the caller did
+_WRITE_SIDE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def _write_error(dest: Path, exc: OSError) -> WriteError:
+    return WriteError(dest, f"cannot write ({exc.strerror or exc}); earlier artifacts are intact")
+
+
 @contextlib.contextmanager
 def atomic_path(dest: os.PathLike[str] | str) -> Iterator[Path]:
     """Yield a temp path beside ``dest``; rename it onto ``dest`` only on success."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise _write_error(dest, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            raise _write_error(dest, exc) from exc
         raise
 
 
@@ -208,18 +230,29 @@ def atomic_dir(dest: os.PathLike[str] | str) -> Iterator[Path]:
     import shutil
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale_temps(dest)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(dest)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    except OSError as exc:
+        raise _write_error(dest, exc) from exc
     try:
         yield tmp
         if dest.exists():
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             os.replace(dest, old)
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                os.replace(old, dest)  # put the earlier artifact back
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, WriteError):  # a file inside: name the artifact, not the temp
+            raise WriteError(dest, exc.problem) from exc
+        if isinstance(exc, OSError) and exc.errno in _WRITE_SIDE_ERRNOS:
+            raise _write_error(dest, exc) from exc
         raise
