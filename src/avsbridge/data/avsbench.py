@@ -172,6 +172,36 @@ def _want_split(split: str | None) -> str | None:
 # --------------------------------------------------------------------------- S4 / MS3
 
 
+def _object_rows(meta: Path) -> tuple[list[str], list[tuple[MetaRow, str, str]]]:
+    """Header and every row of an S4/MS3 CSV as (row, name, split), name/split/unique checked."""
+    header, rows = read_metadata_csv(meta)
+    name_col = _column(header, ("name", "video_name", "vid"), meta, required=False) or header[0]
+    split_col = _column(header, ("split",), meta, required=True)
+    assert split_col is not None
+    seen: dict[str, int] = {}
+    checked: list[tuple[MetaRow, str, str]] = []
+    for row in rows:
+        name = _safe_component(row.values[name_col], meta, row, "name")
+        row_split = _check_split(row.values[split_col], meta, row, SPLITS)
+        _check_unique(seen, name, meta, row)
+        checked.append((row, name, row_split))
+    return header, checked
+
+
+def _media_dirs(base: Path) -> tuple[Path, Path, Path]:
+    """Frames, GT masks and audio folders of an AVSBench-object subset."""
+    return base / "visual_frames", base / "gt_masks", base / "audio_wav"
+
+
+def _validated(clips: list[Clip], validate: bool, palette_root: Path | None = None) -> list[Clip]:
+    """``clips``, each checked on disk when ``validate`` (AVSS masks against the root's palette)."""
+    if validate:
+        palette = avss_root_palette(palette_root) if palette_root is not None else None
+        for clip in clips:
+            validate_clip(clip, palette=palette)
+    return clips
+
+
 def load_s4(
     root: Path,
     split: str | None = None,
@@ -189,24 +219,13 @@ def load_s4(
     root = Path(root)
     want = _want_split(split)
     meta = Path(metadata) if metadata is not None else root / S4_META
-    header, rows = read_metadata_csv(meta)
-    name_col = _column(header, ("name", "video_name", "vid"), meta, required=False) or header[0]
+    header, rows = _object_rows(meta)
     cat_col = _column(header, ("category",), meta, required=True)
-    split_col = _column(header, ("split",), meta, required=True)
-    assert cat_col is not None and split_col is not None
-    base = root / "Single-source" / "s4_data"
-    frames_dir, masks_dir, audio_dir = (
-        base / "visual_frames",
-        base / "gt_masks",
-        base / "audio_wav",
-    )
+    assert cat_col is not None
+    frames_dir, masks_dir, audio_dir = _media_dirs(root / "Single-source" / "s4_data")
     clips: list[Clip] = []
-    seen: dict[str, int] = {}
-    for row in rows:
-        name = _safe_component(row.values[name_col], meta, row, "name")
+    for row, name, row_split in rows:
         category = _safe_component(row.values[cat_col], meta, row, "category")
-        row_split = _check_split(row.values[split_col], meta, row, SPLITS)
-        _check_unique(seen, name, meta, row)
         if want is not None and row_split != want:
             continue
         clip_frames = frames_dir / row_split / category / name
@@ -228,10 +247,7 @@ def load_s4(
                 labels=(category,),
             )
         )
-    if validate:
-        for clip in clips:
-            validate_clip(clip)
-    return clips
+    return _validated(clips, validate)
 
 
 def load_ms3(
@@ -250,23 +266,11 @@ def load_ms3(
     root = Path(root)
     want = _want_split(split)
     meta = Path(metadata) if metadata is not None else root / MS3_META
-    header, rows = read_metadata_csv(meta)
-    name_col = _column(header, ("name", "video_name", "vid"), meta, required=False) or header[0]
-    split_col = _column(header, ("split",), meta, required=True)
+    header, rows = _object_rows(meta)
     label_col = _column(header, ("category", "label"), meta, required=False)
-    assert split_col is not None
-    base = root / "Multi-sources" / "ms3_data"
-    frames_dir, masks_dir, audio_dir = (
-        base / "visual_frames",
-        base / "gt_masks",
-        base / "audio_wav",
-    )
+    frames_dir, masks_dir, audio_dir = _media_dirs(root / "Multi-sources" / "ms3_data")
     clips: list[Clip] = []
-    seen: dict[str, int] = {}
-    for row in rows:
-        name = _safe_component(row.values[name_col], meta, row, "name")
-        row_split = _check_split(row.values[split_col], meta, row, SPLITS)
-        _check_unique(seen, name, meta, row)
+    for row, name, row_split in rows:
         if want is not None and row_split != want:
             continue
         category = row.values[label_col] if label_col else ""
@@ -287,10 +291,7 @@ def load_ms3(
                 labels=_split_objects(category),
             )
         )
-    if validate:
-        for clip in clips:
-            validate_clip(clip)
-    return clips
+    return _validated(clips, validate)
 
 
 # --------------------------------------------------------------------------- AVSS palette
@@ -509,11 +510,7 @@ def load_avss(
         if want_subset is not None and clip.subset != f"avss-{want_subset}":
             continue
         clips.append(clip)
-    if validate:
-        palette = avss_root_palette(root)
-        for clip in clips:
-            validate_clip(clip, palette=palette)
-    return clips
+    return _validated(clips, validate, palette_root=root)
 
 
 def v3_split_name(split_file: os.PathLike[str] | str) -> str:
@@ -586,11 +583,7 @@ def load_v3(
         )
         _check_unique(seen, clip.id, meta, row)
         clips.append(clip)
-    if validate:
-        palette = avss_root_palette(root)
-        for clip in clips:
-            validate_clip(clip, palette=palette)
-    return clips
+    return _validated(clips, validate, palette_root=root)
 
 
 # --------------------------------------------------------------------------- dispatch
