@@ -1,6 +1,7 @@
 # avsbridge: language-bridged audio-visual segmentation as a Snakemake DAG.
 #   snakemake reports/table1.csv --cores 8        # demo profile (default)
-#   snakemake --configfile config/paper.yaml --profile profiles/slurm
+#   snakemake --cores 8                           # every table of the four papers
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -30,6 +31,5 @@ include: "workflow/rules/reports.smk"
 rule all:
     default_target: True
     input:
-        expand("reports/{report}.csv", report=TABLES),
-        "reports/figure5.png",
-        "reports/figure5.csv",
+        report_outputs(),
+        paths.index_path(config),

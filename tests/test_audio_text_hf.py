@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from avsbridge.audio_text import ALM_PROMPTS, AUDIO_TEXTERS, prompt_text
-from avsbridge.audio_text.base import weights_digest
+from avsbridge.backends import model_folder_digest as weights_digest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -16,10 +16,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from avsbridge import paths
 from avsbridge.cli import app
 from avsbridge.config import load_config
 from avsbridge.experiments import report_variants
 from avsbridge.io import atomic_write_json
+from avsbridge.papers import table
 from avsbridge.reports.tables import build_table
 from avsbridge.translate.backends import Completion
 from avsbridge.translate.cache import CallCache
@@ -174,9 +176,10 @@ def test_explicit_cache_dir_and_empty_cache(tmp_path: Path) -> None:
 
 def test_report_note_counts_llm_fallbacks_and_failed_calls(tmp_path: Path) -> None:
     config = load_config(overrides={"results_dir": str(tmp_path / "results")})
-    for v in report_variants(config, "table4"):
+    t4 = table("openavs", "table4")
+    for v in report_variants(config, t4):
         atomic_write_json(
-            v.metrics_path(config["results_dir"]),
+            paths.metrics_path(config, v),
             {
                 "miou": 0.5,
                 "fscore": 0.6,
@@ -185,7 +188,7 @@ def test_report_note_counts_llm_fallbacks_and_failed_calls(tmp_path: Path) -> No
                 "total_failed_calls": 2 if v.strategy == "fc" else 0,
             },
         )
-    _, rows = build_table(config, "table4")
+    _, rows = build_table(config, t4)
     notes = {r["method"]: r["note"] for r in rows if r["source"] == "reproduced"}
     assert notes["frame consistency"] == (
         "LLM fallback: 10 frame(s) used the raw ALM text, 2 failed call(s)"

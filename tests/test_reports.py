@@ -1,4 +1,8 @@
-"""Tables keep the paper rows, fill reproduced cells only from metrics files."""
+"""Tables keep the paper rows and fill reproduced cells only from metrics files.
+
+Every metrics file of the fixture holds values no other file has, so a cell that
+reads another variant's file, another key or the wrong scale fails exactly.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +11,178 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from avsbridge import paths
 from avsbridge.config import load_config
-from avsbridge.experiments import report_variants
+from avsbridge.experiments import report_variants, reports, row_cells
 from avsbridge.io import atomic_write_json
-from avsbridge.reports.figures import write_figure5
+from avsbridge.papers import PAPERS_DIR_ENV, load_paper, table
+from avsbridge.reports.figures import write_figure
+from avsbridge.reports.index import index_markdown
 from avsbridge.reports.tables import build_table, write_table
+
+
+def _metrics_of(index: int) -> dict:
+    """Distinct values per file: mIoU 0.1xxx, F 0.2xxx, calls 3xxx (x = the file's index)."""
+    return {
+        "miou": 0.1 + index / 10_000,
+        "fscore": 0.2 + index / 10_000,
+        "fscore_pooled": 0.3 + index / 10_000,
+        "alm_calls_per_instance": 3000 + index,
+    }
 
 
 @pytest.fixture()
 def config_with_metrics(tmp_path: Path) -> dict:
     config = load_config(overrides={"results_dir": str(tmp_path / "results")})
-    for report in ("table1", "table3", "table4", "table5", "figure5"):
-        for i, v in enumerate(report_variants(config, report)):
-            atomic_write_json(
-                v.metrics_path(config["results_dir"]),
-                {
-                    "miou": 0.5 + v.box_threshold / 10 + i / 1000,
-                    "fscore": 0.6,
-                    "fscore_pooled": 0.61,
-                    "alm_calls_per_instance": 5.0 * len(v.aprompts),
-                    "llm_calls_per_instance": 1.0,
-                },
-            )
+    config["written"] = {}
+    variants = dict.fromkeys(v for t in reports() for v in report_variants(config, t))
+    for i, v in enumerate(variants):
+        path = paths.metrics_path(config, v)
+        atomic_write_json(path, _metrics_of(i))
+        config["written"][path] = _metrics_of(i)
     return config
 
 
-def test_table1_rows(config_with_metrics, tmp_path: Path):
-    header, rows = build_table(config_with_metrics, "table1")
-    paper = [r for r in rows if r["source"] == "paper"]
-    assert len(paper) == 20
+def _expected(config: dict, t, row, column_id: str):
+    c = row_cells(config, t, row)[column_id]
+    value = config["written"][paths.metrics_path(config, c.variant)][c.metric]
+    return value if c.protocol == "calls" else round(value * t.scale, 4)
+
+
+def test_every_reproduced_cell_reads_its_own_metrics_file(config_with_metrics):
+    checked = 0
+    for t in reports():
+        if t.kind != "table":
+            continue
+        _, rows = build_table(config_with_metrics, t)
+        repro = iter(r for r in rows if r["source"] == "reproduced")
+        for paper_row in (r for r in t.rows if r.recipe):
+            out = next(repro)
+            for column_id, c in row_cells(config_with_metrics, t, paper_row).items():
+                if c.variant is None:
+                    assert out[column_id] == "" and c.reason in out["note"]
+                else:
+                    assert out[column_id] == _expected(config_with_metrics, t, paper_row, column_id)
+                    checked += 1
+    assert checked >= 36  # Tables 1 (4), 3 (12), 4 (12), 5 (8) of the demo at least
+
+
+def test_table1_rows(config_with_metrics):
+    t1 = table("openavs", "table1")
+    header, rows = build_table(config_with_metrics, t1)
+    assert len([r for r in rows if r["source"] == "paper"]) == 20
     repro = {r["method"]: r for r in rows if r["source"] == "reproduced"}
     assert set(repro) == {"OpenAVS, Ours", "OpenAVS (SAM2)", "OpenAVS-ST", "OpenAVS-ST (SAM2)"}
     ours = repro["OpenAVS, Ours"]
-    assert ours["profile"] == "demo" and ours["s4_fscore"] == 0.6 and ours["note"] == ""
-    assert ours["s4_miou"] == pytest.approx(0.525, abs=0.01)
+    assert ours["profile"] == "demo" and ours["note"] == ""
+    assert "vfm=sam:demo-matcher" in ours["config"] and "strategy=pcfc" in ours["config"]
     assert repro["OpenAVS (SAM2)"]["s4_miou"] == "" and "SAM2" in repro["OpenAVS (SAM2)"]["note"]
-    assert "self-training" in repro["OpenAVS-ST"]["note"]
+    assert "vfm=sam2" not in repro["OpenAVS (SAM2)"]["config"]  # no cell: no variant to name
+    assert "needs stages pseudo_labels" in repro["OpenAVS-ST"]["note"]
+
+
+def test_config_column_names_each_rows_own_variant(config_with_metrics):
+    t3 = table("openavs", "table3")
+    _, rows = build_table(config_with_metrics, t3)
+    repro = [r for r in rows if r["source"] == "reproduced"]
+    assert "aprompts=soundof; llm=none" in repro[0]["config"]
+    assert "aprompts=soundof; llm=local" in repro[0]["config"]
+    assert "aprompts=caption" in repro[2]["config"]
 
 
 def test_table4_calls_are_measured(config_with_metrics):
-    _, rows = build_table(config_with_metrics, "table4")
+    t4 = table("openavs", "table4")
+    _, rows = build_table(config_with_metrics, t4)
     repro = [r for r in rows if r["source"] == "reproduced"]
-    assert [r["api_calls_per_instance"] for r in repro] == [5.0, 5.0, 15.0, 15.0]
+    for paper_row, out in zip([r for r in t4.rows if r.recipe], repro, strict=True):
+        assert out["api_calls_per_instance"] == _expected(
+            config_with_metrics, t4, paper_row, "api_calls_per_instance"
+        )
+    assert len({r["api_calls_per_instance"] for r in repro}) == 4  # four distinct files
+
+
+def test_scaled_tables_print_percent(config_with_metrics, monkeypatch, tmp_path: Path):
+    """A table printed in percent gets reproduced values x100 (Table 6 style)."""
+    data = yaml.safe_load(
+        (Path(__file__).parents[1] / "src/avsbridge/resources/papers/openavs.yaml").read_text()
+    )
+    data["tables"]["table1"]["scale"] = 100
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    for paper in ("baav", "ssp", "teso"):
+        (folder / f"{paper}.yaml").write_text(
+            yaml.safe_dump({"paper": paper, "tables": {}}), encoding="utf-8"
+        )
+    (folder / "openavs.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv(PAPERS_DIR_ENV, str(folder))
+    t1 = table("openavs", "table1")
+    _, rows = build_table(config_with_metrics, t1)
+    ours = next(r for r in rows if r["method"] == "OpenAVS, Ours" and r["source"] == "reproduced")
+    c = row_cells(config_with_metrics, t1, t1.rows[6])["s4_miou"]
+    raw = config_with_metrics["written"][paths.metrics_path(config_with_metrics, c.variant)]["miou"]
+    assert ours["s4_miou"] == round(raw * 100, 4)
+
+
+def test_adding_a_row_is_one_data_edit(config_with_metrics, monkeypatch, tmp_path: Path):
+    data = yaml.safe_load(
+        (Path(__file__).parents[1] / "src/avsbridge/resources/papers/openavs.yaml").read_text()
+    )
+    data["tables"]["table4"]["rows"].append(
+        {
+            "method": "prompt consistency, box 0.45",
+            "values": {},
+            "recipe": "table4_row",
+            "set": {"strategy": "pc", "box_threshold": 0.45},
+        }
+    )
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    for paper in ("baav", "ssp", "teso"):
+        (folder / f"{paper}.yaml").write_text(yaml.safe_dump({"paper": paper, "tables": {}}))
+    (folder / "openavs.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv(PAPERS_DIR_ENV, str(folder))
+    t4 = load_paper("openavs").tables["table4"]
+    new = report_variants(config_with_metrics, t4)[-1]
+    assert (new.strategy, new.box_threshold) == ("pc", 0.45)
+    # the DAG would build it; here its metrics file is written by hand
+    atomic_write_json(paths.metrics_path(config_with_metrics, new), _metrics_of(9999))
+    _, rows = build_table(config_with_metrics, t4)
+    out = next(r for r in rows if r["method"] == "prompt consistency, box 0.45" and r["profile"])
+    assert out["s4_miou"] == round(_metrics_of(9999)["miou"], 4)
 
 
 def test_missing_metrics_file_is_an_error(config_with_metrics):
-    path = report_variants(config_with_metrics, "table5")[0].metrics_path(
-        config_with_metrics["results_dir"]
-    )
-    Path(path).unlink()
+    t5 = table("openavs", "table5")
+    Path(
+        paths.metrics_path(config_with_metrics, report_variants(config_with_metrics, t5)[0])
+    ).unlink()
     with pytest.raises(ValueError, match="missing"):
-        build_table(config_with_metrics, "table5")
+        build_table(config_with_metrics, t5)
 
 
-def test_write_table_and_figure(config_with_metrics, tmp_path: Path):
+def test_write_table_figure_and_index(config_with_metrics, tmp_path: Path):
+    config_with_metrics["datasets"].pop("v3_0shot", None)
     out = tmp_path / "reports" / "table5.csv"
-    write_table(config_with_metrics, "table5", out)
+    write_table(config_with_metrics, table("openavs", "table5"), out)
     rows = list(csv.DictReader(out.open()))
-    weak = [r for r in rows if r["method"] == "OpenAVS*" and r["source"] == "reproduced"][0]
-    assert weak["v3_miou"] == "" and "v3_unseen" in weak["note"]
-    assert out.with_suffix(".md").read_text().startswith("# Table 5")
+    weak = next(r for r in rows if r["method"] == "OpenAVS*" and r["source"] == "reproduced")
+    assert weak["v3_miou"] == "" and "v3_0shot" in weak["note"]
+    md = out.with_suffix(".md").read_text()
+    assert md.startswith("# Table 5") and "not comparable with the paper" in md
     metrics = json.loads(out.with_suffix(".json").read_text())
     assert "OpenAVS*" in metrics["rows"]
     png, fcsv = tmp_path / "reports" / "figure5.png", tmp_path / "reports" / "figure5.csv"
-    write_figure5(config_with_metrics, png, fcsv)
+    write_figure(config_with_metrics, table("openavs", "figure5"), png, fcsv)
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert len(list(csv.DictReader(fcsv.open()))) == 14
+    points = list(csv.DictReader(fcsv.open()))
+    sweep = config_with_metrics["vfm"]["sweep"]
+    filled = [p for p in points if p["miou"] != ""]
+    assert len(filled) == 2 * len(sweep)  # OpenAVS on S4 and MS3; the ST series is empty
+    assert {p["note"] for p in points if p["miou"] == ""} == {
+        "needs stages pseudo_labels, audio_features, train, predict (not built yet)"
+    }
+    index = index_markdown(config_with_metrics)
+    assert "| openavs | Table 1 |" in index and "baav" in index
+    assert "Filled" in index

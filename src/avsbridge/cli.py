@@ -15,6 +15,7 @@ from avsbridge.data.cli import app as data_app
 from avsbridge.metrics.evaluate import evaluate_command
 from avsbridge.provenance.state_cli import app as state_app
 from avsbridge.translate.cache_cli import app as cache_app
+from avsbridge.wiring import app as wiring_app
 
 app = typer.Typer(
     add_completion=False,
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
 app.add_typer(state_app, name="state")
+app.add_typer(wiring_app, name="wiring")
 app.command("evaluate")(evaluate_command)
 
 

@@ -8,6 +8,7 @@ merges the same two files, so the CLI, tests and the DAG see one config.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,77 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _schema_type(path: list[str]) -> str | None:
+    """The JSON-schema type at a config key path (None when the schema does not say)."""
+    node: Any = _schema()
+    for key in path:
+        props = node.get("properties", {})
+        if key in props:
+            node = props[key]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return None
+        if "$ref" in node:
+            node = _schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    kind = node.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def _typed(value: str) -> Any:
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def coerce_cli_values(config: dict[str, Any], path: list[str] | None = None) -> None:
+    """``--config llm_offline=true`` arrives as the string "true": type it as the schema says."""
+    for key, value in list(config.items()):
+        where = [*(path or []), str(key)]
+        if isinstance(value, dict):
+            coerce_cli_values(value, where)
+        elif isinstance(value, str) and _schema_type(where) in (
+            "boolean",
+            "number",
+            "integer",
+            "array",
+        ):
+            config[key] = _typed(value)
+
+
+def apply_set_overrides(config: dict[str, Any]) -> None:
+    """``--config set='vfm.box_threshold=0.3;llm.strategy=pc'``: any key, values typed as YAML.
+
+    The same dotted names ``dvc exp run -S`` takes for params.yaml keys.
+    """
+    spec = config.pop("set", None)
+    if not spec:
+        return
+    for item in str(spec).split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(
+                f"--config set: {item!r} is not KEY=VALUE (e.g. vfm.box_threshold=0.3)"
+            )
+        *parents, leaf = key.strip().split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--config set: {key.strip()!r}: {part!r} is not a section")
+        node[leaf] = _typed(value.strip())
+
+
 def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = _schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
     if errors:
@@ -67,3 +137,42 @@ def load_config(
     if overrides:
         merged = deep_merge(merged, overrides)
     return validate_config(merged, source=f"{profile} + {params}")
+
+
+def check_dvc_profile(config: dict[str, Any], configfiles: list[str]) -> list[str]:
+    """When this run uses the profile params.yaml names for DVC, its dirs must match."""
+    dvc = config.get("dvc")
+    if not dvc:
+        return []
+    used = [Path(f).resolve() for f in configfiles]
+    if Path(dvc["profile_file"]).resolve() not in used:
+        return []
+    problems = []
+    for key in ("results_dir", "reports_dir"):
+        own = str(config.get(key, "reports" if key == "reports_dir" else ""))
+        if own != dvc[key]:
+            problems.append(
+                f"params.yaml dvc.{key} is {dvc[key]!r} but {dvc['profile_file']} has "
+                f"{key}: {own!r}; set dvc.{key} to the profile's value (dvc.yaml tracks it)"
+            )
+    return problems
+
+
+def prepare_workflow_config(config: dict[str, Any], workflow: Any = None) -> dict[str, Any]:
+    """Everything the Snakefile does with its config before building the DAG.
+
+    Types command-line values, applies ``set`` overrides, validates against the
+    schema (unknown keys at any level are errors), checks every configured
+    backend name and option against its registry, and the DVC profile choice.
+    """
+    coerce_cli_values(config)
+    apply_set_overrides(config)
+    validate_config(config, source="config (params.yaml + profile + --config)")
+    from avsbridge.stages import check_backends
+
+    problems = check_backends(config)
+    if workflow is not None:
+        problems += check_dvc_profile(config, [str(f) for f in workflow.configfiles])
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return config

@@ -1,30 +1,36 @@
-"""Which runs each table cell needs, and where their artifacts live.
+"""Which run fills each table cell: variant = defaults <- recipe <- column <- row.
 
-A *variant* is one path through the pipeline (dataset, ALM + prompts, LLM +
-strategy, VFM + box threshold). Table recipes (the ``reproduce`` keys of the
-paper-number files) expand into variants; the Snakefile asks this module for
-the metric files a report needs, and the report writer asks it which metric
-file fills which cell. One naming scheme, used by both.
+A *variant* is one path through the stage chain (dataset, ALM + prompts, LLM +
+strategy, VFM + box threshold). A reproduced cell's variant is the merge of the
+table's defaults, the row's recipe, the column's settings and the row's own
+overrides (``avsbridge.papers`` reads them from data), completed with the
+profile's defaults. One generic function: nothing here knows a table's, row's
+or recipe's name. A cell whose recipe needs a stage family that is not built,
+a dataset or backend the profile lacks, or a protocol the evaluate stage does
+not compute for that dataset, is empty with that reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import yaml
+from avsbridge import paths
+from avsbridge.papers import Column, PaperDataError, Row, Table, all_tables, load_paper
+from avsbridge.stages import PROTOCOLS_OF_KIND, STAGES
 
 WEAK_LABEL = "weaklabel"
 NO_LLM = "none"
 STRATEGIES = ("none", "pc", "fc", "pcfc")
-# Column prefixes of the paper tables -> config dataset keys.
-DATASET_OF_PREFIX = {"s4": "s4", "ms3": "ms3", "v3": "v3_unseen"}
+# Fields a recipe may set that no stage consumes: what the cell is read with.
+CELL_FIELDS = ("dataset", "protocol")
+PAPER_ONLY = "reported by the paper only (another method)"
+NOT_A_METRIC = "not a metric column"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One configuration of the pipeline on one dataset."""
+    """One configuration of the stage chain on one dataset."""
 
     dataset: str
     alm: str
@@ -33,6 +39,7 @@ class Variant:
     strategy: str
     vfm: str
     box_threshold: float
+    terminal: str = "evaluate"  # the stage whose output the cell reads
 
     @property
     def text_key(self) -> str:
@@ -40,17 +47,27 @@ class Variant:
 
     @property
     def threshold_key(self) -> str:
-        return f"{self.box_threshold:.2f}"
+        return paths.threshold_key(self.box_threshold)
 
-    def metrics_path(self, results_dir: str) -> str:
-        return f"{results_dir}/metrics/{self.dataset}/{self.text_key}/{self.vfm}/{self.threshold_key}.json"
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stage families this variant runs through, in order."""
+        first = ("weak_labels",) if self.alm == WEAK_LABEL else ("audio_text", "translate")
+        return (*first, "segment", "evaluate")
 
-
-def paper_tables(paper: str = "openavs") -> dict[str, Any]:
-    text = (
-        resources.files("avsbridge.resources.paper_numbers").joinpath(f"{paper}.yaml").read_text()
-    )
-    return yaml.safe_load(text)["tables"]
+    def describe(self, config: dict[str, Any]) -> str:
+        """The variant's own configuration, for a report's ``config`` column."""
+        vfm = config["backends"]["vfm"].get(self.vfm) or {}
+        parts = [
+            f"dataset={self.dataset}",
+            f"alm={self.alm}",
+            f"aprompts={'+'.join(self.aprompts)}",
+            f"llm={self.llm}",
+            f"strategy={self.strategy}",
+            f"vfm={self.vfm}:{vfm.get('name', '?')}",
+            f"box_threshold={self.box_threshold}",
+        ]
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -60,116 +77,166 @@ class Cell:
     variant: Variant | None
     metric: str
     reason: str = ""
+    protocol: str = ""
+
+    @property
+    def reproducible(self) -> bool:
+        """A cell this project reproduces (filled now, or empty for a reason of the profile)."""
+        return self.reason not in (PAPER_ONLY, NOT_A_METRIC)
 
 
-def default_variant(
-    config: dict[str, Any], dataset: str, vfm: str = "sam", **change: Any
-) -> Variant:
-    strategy = change.pop("strategy", config["llm"]["strategy"])
-    llm = change.pop("llm", config["backends"]["llm"]["name"])
-    if "aprompts" in change:
-        aprompts = tuple(change.pop("aprompts"))
-    elif strategy in ("pc", "pcfc"):
+def _stage_fields() -> set[str]:
+    return {f for st in STAGES.values() for f in st.fields}
+
+
+def merged_fields(
+    table: Table, row: Row, column: Column, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """defaults <- recipe <- column <- row (<- a figure's swept value): one partial variant."""
+    recipe = load_paper(table.paper).recipes[row.recipe] if row.recipe else None
+    fields: dict[str, Any] = {}
+    for layer in (
+        table.defaults,
+        recipe.set if recipe else {},
+        {k: v for k, v in (("dataset", column.dataset), ("protocol", column.protocol)) if v},
+        column.set,
+        row.set,
+        extra or {},
+    ):
+        fields.update(layer)
+    return fields
+
+
+def complete_variant(config: dict[str, Any], fields: dict[str, Any]) -> Variant:
+    """A partial variant completed with the profile's defaults (params.yaml, backends)."""
+    strategy = fields.get("strategy", config["llm"]["strategy"])
+    if "aprompts" in fields:
+        aprompts = tuple(fields["aprompts"])
+    elif strategy in ("pc", "pcfc"):  # prompt consistency asks every ALM prompt
         aprompts = tuple(config["alm"]["prompts"])
     else:
         aprompts = (config["alm"]["default_prompt"],)
     return Variant(
-        dataset=dataset,
-        alm=change.pop("alm", config["backends"]["alm"]["name"]),
+        dataset=fields["dataset"],
+        alm=fields.get("alm", config["backends"]["alm"]["name"]),
         aprompts=aprompts,
-        llm=llm,
+        llm=fields.get("llm", config["backends"]["llm"]["name"]),
         strategy=strategy,
-        vfm=vfm,
-        box_threshold=float(change.pop("box_threshold", config["vfm"]["box_threshold"])),
+        vfm=fields.get("vfm", "sam"),
+        box_threshold=float(fields.get("box_threshold", config["vfm"]["box_threshold"])),
     )
 
 
-def _missing_reason(config: dict[str, Any], dataset: str, vfm: str) -> str:
+def _profile_reason(config: dict[str, Any], fields: dict[str, Any], needs: tuple[str, ...]) -> str:
+    dataset = fields.get("dataset")
+    if dataset is None:
+        return "the column names no dataset"
     if dataset not in config["datasets"]:
         return f"dataset {dataset!r} is not part of profile {config['profile']!r}"
-    if config["backends"]["vfm"].get(vfm) is None:
-        return f"profile {config['profile']!r} has no {vfm.upper()} backend"
-    return ""
-
-
-def _weak_label_reason(config: dict[str, Any], dataset: str) -> str:
-    spec = config["datasets"][dataset]
-    if spec["kind"] == "ms3" and not spec.get("weak_labels"):
-        return (
-            f"{dataset}: the official MS3 metadata has no clip-level label; "
-            f"set datasets.{dataset}.weak_labels (a name,labels CSV) to compute OpenAVS*"
-        )
-    return ""
-
-
-def row_cells(config: dict[str, Any], table: str, row: dict[str, Any]) -> dict[str, Cell]:
-    """Map each metric column of a paper row to what reproduces it."""
-    recipe = row.get("reproduce")
-    columns = paper_tables()[table]["columns"]
-    cells: dict[str, Cell] = {}
-    for column in columns:
-        prefix, _, metric = column.partition("_")
-        if recipe is None:
-            cells[column] = Cell(None, metric, "reported by the paper only (another method)")
-            continue
-        if recipe in ("openavs_st", "openavs_st_sam2"):
-            cells[column] = Cell(None, metric, "OpenAVS-ST (self-training) is not implemented yet")
-            continue
-        if table == "table3":
-            with_llm = prefix == "w"
-            metric = column.rsplit("_", 1)[1]
-            dataset = "s4"
-            change: dict[str, Any] = {"aprompts": (row["alm_prompt"],), "strategy": "none"}
-            if not with_llm:
-                change["llm"] = NO_LLM
-            vfm = "sam"
-        elif table == "table4":
-            dataset, vfm = "s4", "sam"
-            change = {"strategy": row["strategy"]}
-            if column == "api_calls_per_instance":
-                metric = "alm_calls_per_instance"
-        else:
-            dataset = DATASET_OF_PREFIX[prefix]
-            vfm = "sam2" if recipe == "openavs_sam2" else "sam"
-            change = {}
-            if recipe == "openavs_weak":
-                change = {
-                    "alm": WEAK_LABEL,
-                    "aprompts": ("label",),
-                    "llm": NO_LLM,
-                    "strategy": "none",
-                }
-        reason = _missing_reason(config, dataset, vfm)
-        if not reason and recipe == "openavs_weak":
-            reason = _weak_label_reason(config, dataset)
+    vfm = fields.get("vfm", "sam")
+    if "segment" in needs and config["backends"]["vfm"].get(vfm) is None:
+        return f"profile {config['profile']!r} has no {vfm.upper()} backend (backends.vfm.{vfm})"
+    protocol = fields.get("protocol")
+    kind = config["datasets"][dataset]["kind"]
+    if protocol and protocol not in PROTOCOLS_OF_KIND.get(kind, ()):
+        return f"protocol {protocol!r} is not computed for {kind} datasets"
+    for name in needs:
+        check = STAGES[name].precondition
+        reason = check(config, fields) if check else ""
         if reason:
-            cells[column] = Cell(None, metric, reason)
-            continue
-        cells[column] = Cell(default_variant(config, dataset, vfm, **change), metric)
-    return cells
+            return reason
+    return ""
 
 
-def figure5_variants(config: dict[str, Any]) -> list[Variant]:
+def cell(
+    config: dict[str, Any],
+    table: Table,
+    row: Row,
+    column: Column,
+    extra: dict[str, Any] | None = None,
+) -> Cell:
+    """What reproduces one cell of a paper table on this profile."""
+    metric = column.metric or ""
+    if row.recipe is None:
+        return Cell(None, metric, PAPER_ONLY)
+    if column.metric is None:
+        return Cell(None, metric, NOT_A_METRIC)
+    recipe = load_paper(table.paper).recipes[row.recipe]
+    fields = merged_fields(table, row, column, extra)
+    protocol = str(fields.get("protocol") or "")
+    missing = [s for s in recipe.needs if s not in STAGES]
+    if missing:
+        return Cell(
+            None,
+            metric,
+            f"needs stage{'s' if len(missing) > 1 else ''} {', '.join(missing)} (not built yet)",
+            protocol,
+        )
+    unknown = sorted(set(fields) - _stage_fields() - set(CELL_FIELDS))
+    if unknown:
+        raise PaperDataError(
+            f"resources/papers/{table.paper}.yaml: {table.id} row {row.method!r} column "
+            f"{column.id}: variant field(s) {', '.join(unknown)} are consumed by none of the "
+            f"stages {', '.join(recipe.needs)}"
+        )
+    reason = _profile_reason(config, fields, recipe.needs)
+    if reason:
+        return Cell(None, metric, reason, protocol)
+    return Cell(complete_variant(config, fields), metric, "", protocol)
+
+
+def row_cells(config: dict[str, Any], table: Table, row: Row) -> dict[str, Cell]:
+    """Each metric column of a paper row -> what reproduces it."""
+    return {c.id: cell(config, table, row, c) for c in table.columns}
+
+
+def sweep_values(config: dict[str, Any], table: Table) -> list[Any]:
+    """The x values of a figure: the config list its ``x.values_from`` names."""
+    source = table.x.get("values_from")
+    if not source:
+        return []
+    node: Any = config
+    for key in str(source).split("."):
+        node = node[key]
+    return list(node)
+
+
+def figure_cells(config: dict[str, Any], table: Table) -> list[tuple[Row, Column, Any, Cell]]:
+    """(row, column, x, cell) for every point a figure plots."""
+    x_field = table.x.get("id")
     return [
-        default_variant(config, dataset, box_threshold=threshold)
-        for dataset in ("s4", "ms3")
-        if dataset in config["datasets"]
-        for threshold in config["vfm"]["sweep"]
+        (row, column, x, cell(config, table, row, column, {x_field: x}))
+        for row in table.rows
+        for column in table.columns
+        for x in sweep_values(config, table)
     ]
 
 
-def report_variants(config: dict[str, Any], report: str) -> list[Variant]:
+def table_cells(config: dict[str, Any], table: Table) -> list[Cell]:
+    if table.kind == "figure":
+        return [c for *_, c in figure_cells(config, table)]
+    return [c for row in table.rows for c in row_cells(config, table, row).values()]
+
+
+def report_variants(config: dict[str, Any], table: Table) -> list[Variant]:
     """Every variant whose metrics a report reads (deduplicated, ordered)."""
-    if report == "figure5":
-        variants = figure5_variants(config)
-    else:
-        variants = [
-            cell.variant
-            for row in paper_tables()[report]["rows"]
-            for cell in row_cells(config, report, row).values()
-            if cell.variant is not None
-        ]
-    return list(dict.fromkeys(variants))
+    return list(dict.fromkeys(c.variant for c in table_cells(config, table) if c.variant))
 
 
-REPORTS = ("table1", "table3", "table4", "table5", "figure5")
+def reports() -> tuple[Table, ...]:
+    """Every table and figure of every paper: the one list targets, DVC and bench derive from."""
+    return tuple(all_tables())
+
+
+def report_tables(config: dict[str, Any]) -> dict[str, Table]:
+    """Report key (its path under the reports dir, no suffix: ``table1``, ``baav/table2``) -> table."""
+    base = paths.reports_dir(config) + "/"
+    return {paths.report_stem(config, t.paper, t.id).removeprefix(base): t for t in reports()}
+
+
+def all_variants(config: dict[str, Any]) -> list[Variant]:
+    return list(dict.fromkeys(v for t in reports() for v in report_variants(config, t)))
+
+
+def metrics_path(config: dict[str, Any], variant: Variant) -> str:
+    return paths.metrics_path(config, variant)

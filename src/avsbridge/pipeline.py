@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 from avsbridge.data.records import Clip
 from avsbridge.io import atomic_write_json, read_image, read_json, read_prob_png
 from avsbridge.provenance.records import write_record
+from avsbridge.stages import SUMMARY_NAME, JobContext, backend_spec
 
 log = logging.getLogger("avsbridge.pipeline")
 
@@ -85,11 +85,6 @@ def shard_clips(config: dict[str, Any], dataset: str, shard: str) -> list[Clip]:
     return dataset_clips(config, dataset)[index * size : (index + 1) * size]
 
 
-def _backend(config: dict[str, Any], stage: str, vfm: str | None = None) -> dict[str, Any]:
-    spec = config["backends"][stage] if vfm is None else config["backends"]["vfm"][vfm]
-    return {"name": spec["name"], "options": dict(spec.get("options") or {})}
-
-
 def _backend_extra(backend: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
     """Provenance of a stage's backend: config name + options, its identity, and
     (pulled out of the identity) model ids and weight sha256s, for audit to show."""
@@ -133,27 +128,19 @@ def setup_logging(log_file: str | None) -> None:
 # --- stage jobs -------------------------------------------------------------
 
 
-def audio_text_job(
-    config: dict[str, Any],
-    dataset: str,
-    alm: str,
-    aprompt: str,
-    shard: str,
-    out_dir: Path,
-    params: dict[str, Any],
-) -> None:
+def audio_text_job(ctx: JobContext) -> None:
+    w, config, out_dir, params = ctx.wildcards, ctx.config, ctx.output, ctx.params
+    dataset, alm, aprompt, shard = w["dataset"], w["alm"], w["aprompt"], w["shard"]
     from avsbridge.audio_text.run import describe_shard
 
     clips = shard_clips(config, dataset, shard)
-    backend = _backend(config, "alm")
+    backend = backend_spec(config, "audio_text")
     if backend["name"] != alm:
         raise ValueError(
             f"ALM {alm!r} requested but profile {config['profile']!r} uses {backend['name']!r}"
         )
     describe_shard(clips, backend["name"], backend["options"], aprompt, out_dir)
-    summary = read_json(
-        out_dir / "_summary.json"
-    )  # what the backend said it is, as the clips record it
+    summary = read_json(out_dir / SUMMARY_NAME)  # what the backend said it is
     write_record(
         out_dir,
         rule="audio_text",
@@ -166,31 +153,30 @@ def audio_text_job(
     )
 
 
-def translate_job(
-    config: dict[str, Any],
-    dataset: str,
-    alm: str,
-    aprompts: str,
-    llm: str,
-    strategy: str,
-    shard: str,
-    alm_dirs: Sequence[Path],
-    out_dir: Path,
-    params: dict[str, Any],
-) -> None:
-    from avsbridge.translate.run import translate_shard, weak_label_shard
+def weak_labels_job(ctx: JobContext) -> None:
+    """OpenAVS*: the clip-level labels as every frame's prompt (no ALM, no LLM)."""
+    from avsbridge.translate.run import weak_label_shard
+
+    clips = shard_clips(ctx.config, ctx.wildcards["dataset"], ctx.wildcards["shard"])
+    cache_dir = ctx.params.get("cache_dir")
+    if cache_dir:  # the call cache is a DVC output of the translate family: it always exists
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    weak_label_shard(clips, ctx.output)
+    write_record(ctx.output, rule="weak_labels", params=ctx.params, inputs=[])
+
+
+def translate_job(ctx: JobContext) -> None:
+    w, config, out_dir, params = ctx.wildcards, ctx.config, ctx.output, ctx.params
+    dataset, aprompts, llm = w["dataset"], w["aprompts"], w["llm"]
+    strategy, shard, alm_dirs = w["strategy"], w["shard"], ctx.input["alm"]
+    from avsbridge.translate.run import translate_shard
 
     clips = shard_clips(config, dataset, shard)
     # the call cache is a DVC output of the translate stage: it exists even when
-    # no call was needed (weak labels, the "none" backend)
-    if "cache_dir" in params:
-        Path(params["cache_dir"]).mkdir(parents=True, exist_ok=True)
-    if alm == "weaklabel":
-        weak_label_shard(clips, out_dir)
-        write_record(out_dir, rule="weak_labels", params=params, inputs=[])
-        return
+    # no call was needed (the "none" backend)
+    Path(params["cache_dir"]).mkdir(parents=True, exist_ok=True)
     prompt_keys = aprompts.split("+")
-    backend = {"name": "none", "options": {}} if llm == "none" else _backend(config, "llm")
+    backend = backend_spec(config, "translate", llm)
     if backend["name"] != llm:
         raise ValueError(
             f"LLM {llm!r} requested but profile {config['profile']!r} uses {backend['name']!r}"
@@ -213,7 +199,7 @@ def translate_job(
         if not f.name.startswith("_")
         for k in read_json(f).get("cache_keys", [])
     ]
-    identity = read_json(out_dir / "_summary.json").get("backend") or {"backend": backend["name"]}
+    identity = read_json(out_dir / SUMMARY_NAME).get("backend") or {"backend": backend["name"]}
     write_record(
         out_dir,
         rule="translate",
@@ -231,20 +217,14 @@ def translate_job(
     )
 
 
-def segment_job(
-    config: dict[str, Any],
-    dataset: str,
-    vfm: str,
-    threshold: str,
-    shard: str,
-    text_dir: Path,
-    out_dir: Path,
-    params: dict[str, Any],
-) -> None:
+def segment_job(ctx: JobContext) -> None:
+    w, config, out_dir, params = ctx.wildcards, ctx.config, ctx.output, ctx.params
+    dataset, vfm, threshold, shard = w["dataset"], w["vfm"], w["thr"], w["shard"]
+    text_dir = ctx.input["text"][0]
     from avsbridge.segment.run import segment_shard
 
     clips = shard_clips(config, dataset, shard)
-    backend = _backend(config, "vfm", vfm)
+    backend = backend_spec(config, "segment", vfm)
     segment_shard(
         clips,
         text_dir,
@@ -254,7 +234,7 @@ def segment_job(
         float(config["vfm"]["text_threshold"]),
         out_dir,
     )
-    summary = read_json(out_dir / "_summary.json")
+    summary = read_json(out_dir / SUMMARY_NAME)
     # The frames are inputs too (the DAG depends only on the split list): hashing
     # them here lets audit walk from a mask back to the exact pixels it came from.
     frames = [Path(f) for c in clips for f in c.frames]
@@ -270,17 +250,14 @@ def segment_job(
     )
 
 
-def evaluate_job(
-    config: dict[str, Any],
-    dataset: str,
-    mask_dirs: Sequence[Path],
-    text_dirs: Sequence[Path],
-    out_file: Path,
-    params: dict[str, Any],
-) -> None:
+def evaluate_job(ctx: JobContext) -> None:
     """Score one variant over all its shards; counts ALM/LLM calls from the text artifacts."""
     from avsbridge.metrics.avsbench import score_avsbench
     from avsbridge.segment.run import boxes_name, mask_name
+
+    config, params, out_file = ctx.config, ctx.params, ctx.output
+    dataset = ctx.wildcards["dataset"]
+    mask_dirs, text_dirs = ctx.input["masks"], ctx.input["text"]
 
     boxes_suffix = boxes_name("")
     clips = dataset_clips(config, dataset)

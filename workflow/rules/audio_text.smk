@@ -1,20 +1,20 @@
-# Stage 1-2: per-frame audio windows -> text (ALM), one job per shard of clips.
+# Stage audio_text: per-frame audio windows -> text (ALM), one job per shard of clips.
 
 
 rule audio_text:
     input:
         audio=shard_audio,
     output:
-        directory(f"{R}/alm/{{dataset}}/{{alm}}/{{aprompt}}/{{shard}}"),
+        directory(paths.pattern(config, "audio_text")),
     log:
-        "logs/audio_text/{dataset}/{alm}/{aprompt}/{shard}.log",
+        stage_log("audio_text"),
     conda:
-        "../../envs/audio_text.yaml"
+        stage_env("audio_text")
     resources:
-        gpu=lambda w: gpu_for(w.alm),
+        gpu=stages.gpu_count(config, "audio_text"),
     params:
-        code=code_hash("avsbridge.audio_text", "avsbridge.pipeline"),
-        backend=lambda w: backend_of("alm"),
+        code=stage_code("audio_text"),
+        backend=stages.backend_spec(config, "audio_text"),
         prompt_key=lambda w: w.aprompt,
     script:
         "../scripts/audio_text.py"

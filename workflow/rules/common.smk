@@ -1,21 +1,25 @@
 # Shared helpers: config validation, shard lists, target functions.
+# Every path comes from avsbridge.paths, every stage fact from avsbridge.stages,
+# every report from the paper files (avsbridge.experiments.reports()).
 # Input functions read only metadata (no media I/O) so the DAG stays cheap.
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from avsbridge import experiments, pipeline
-from avsbridge.config import validate_config
+from avsbridge import experiments, paths, pipeline, stages
+from avsbridge.config import prepare_workflow_config
 from avsbridge.provenance.code import code_hash
 from avsbridge.provenance.snakemake_state import adopt_state
 
-validate_config(config)
+prepare_workflow_config(config, workflow)
 
-R = config["results_dir"]
-TABLES = ["table1", "table3", "table4", "table5"]
-GPU_BACKENDS = set(config.get("resources", {}).get("gpu_backends", []))
-LLM_CACHE = config.get("llm_cache_dir", f"{R}/llm_cache")
+R = paths.results_dir(config)
+RD = paths.reports_dir(config)
+LLM_CACHE = paths.llm_cache_dir(config)
+REPORTS = experiments.report_tables(config)
+TABLE_REPORTS = [k for k, t in REPORTS.items() if t.kind == "table"]
+FIGURE_REPORTS = [k for k, t in REPORTS.items() if t.kind == "figure"]
 
 # After `dvc pull` in a fresh clone: take over the job records that came with the
 # artifacts (verified against their inputs) so nothing pulled is recomputed and
@@ -33,7 +37,18 @@ wildcard_constraints:
     vfm="sam|sam2",
     thr="[01]\.[0-9]{2}",
     shard="s[0-9]{4}",
-    report="table[0-9]+",
+
+
+def stage_code(name):
+    return code_hash(*stages.stage(name).code)
+
+
+def stage_log(name):
+    return paths.log_pattern(config, name)
+
+
+def stage_env(name, role=None):
+    return str(Path(workflow.basedir) / stages.conda_env(config, name, role))
 
 
 def shard_clips(w):
@@ -50,47 +65,46 @@ def dataset_metadata(w):
     return pipeline.metadata_file(config, w.dataset)
 
 
-def backend_of(stage, vfm=None):
-    spec = config["backends"][stage] if vfm is None else config["backends"]["vfm"][vfm]
-    return {"name": spec["name"], "options": dict(spec.get("options") or {})}
-
-
-def gpu_for(name):
-    return 1 if name in GPU_BACKENDS else 0
-
-
-def text_dir(w):
-    return f"{R}/text/{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}/{w.shard}"
-
-
-def variant_shards(w, kind):
-    shards = pipeline.shard_names(config, w.dataset)
-    base = f"{w.dataset}/{w.alm}/{w.aprompts}/{w.llm}/{w.strategy}"
-    if kind == "masks":
-        return [f"{R}/masks/{base}/{w.vfm}/{w.thr}/{s}" for s in shards]
-    return [f"{R}/text/{base}/{s}" for s in shards]
+def variant_shards(w, stage):
+    values = dict(w.items())
+    return [
+        paths.path(config, stage, **values, shard=s)
+        for s in pipeline.shard_names(config, w.dataset)
+    ]
 
 
 def family_outputs(family):
-    variants = dict.fromkeys(
-        v for r in experiments.REPORTS for v in experiments.report_variants(config, r)
-    )
-    paths = []
-    for v in variants:
-        shards = pipeline.shard_names(config, v.dataset)
-        if family == "alm" and v.alm != experiments.WEAK_LABEL:
-            paths += [
-                f"{R}/alm/{v.dataset}/{v.alm}/{p}/{s}"
-                for p in v.aprompts
-                for s in shards
-            ]
-        elif family == "text":
-            paths += [f"{R}/text/{v.dataset}/{v.text_key}/{s}" for s in shards]
-        elif family == "masks":
-            paths += [
-                f"{R}/masks/{v.dataset}/{v.text_key}/{v.vfm}/{v.threshold_key}/{s}"
-                for s in shards
-            ]
-        elif family == "metrics":
-            paths.append(v.metrics_path(R))
-    return list(dict.fromkeys(paths))
+    """Every artifact of one family (alm, text, masks, metrics) the reports need."""
+    out = []
+    for v in experiments.all_variants(config):
+        for name in v.stages:
+            if paths.FAMILY_OF_STAGE[name] != family:
+                continue
+            if name == "audio_text":
+                out += [
+                    paths.variant_path(config, name, v, aprompt=p, shard=s)
+                    for p in v.aprompts
+                    for s in pipeline.shard_names(config, v.dataset)
+                ]
+            elif "shard" in paths.wildcards_of(name):
+                out += [
+                    paths.variant_path(config, name, v, shard=s)
+                    for s in pipeline.shard_names(config, v.dataset)
+                ]
+            else:
+                out.append(paths.variant_path(config, name, v))
+    return list(dict.fromkeys(out))
+
+
+def report_inputs(w):
+    table = REPORTS[w.report]
+    return [
+        paths.metrics_path(config, v)
+        for v in experiments.report_variants(config, table)
+    ]
+
+
+def report_outputs():
+    out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS]
+    out += [f"{RD}/{k}.{ext}" for k in FIGURE_REPORTS for ext in ("png", "csv")]
+    return out

@@ -1,19 +1,19 @@
-# Stage 6: official AVSBench protocol (and the batch-independent F) per variant.
+# Stage evaluate: official AVSBench protocol (and the batch-independent F) per variant.
 
 
 rule evaluate:
     input:
-        masks=lambda w: variant_shards(w, "masks"),
-        text=lambda w: variant_shards(w, "text"),
+        masks=lambda w: variant_shards(w, "segment"),
+        text=lambda w: variant_shards(w, "translate"),
         metadata=dataset_metadata,
     output:
-        f"{R}/metrics/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}.json",
+        paths.pattern(config, "evaluate"),
     log:
-        "logs/evaluate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.log",
+        stage_log("evaluate"),
     conda:
-        "../../envs/core.yaml"
+        stage_env("evaluate")
     params:
-        code=code_hash("avsbridge.metrics", "avsbridge.pipeline"),
+        code=stage_code("evaluate"),
         batch_size=config["evaluation"]["batch_size"],
     script:
         "../scripts/evaluate.py"

@@ -1,72 +1,86 @@
-# Stage 7: the paper's tables (paper rows + reproduced rows) and Figure 5.
+# Reports: every table and figure of every paper (paper rows + reproduced rows),
+# reports/index.md, and one target rule per artifact family (DVC drives those).
 
 
 rule report_table:
     input:
-        lambda w: [
-            v.metrics_path(R) for v in experiments.report_variants(config, w.report)
-        ],
+        report_inputs,
     output:
         csv=report(
-            "reports/{report}.csv", caption="../report/table.rst", category="Tables"
+            f"{RD}/{{report}}.csv", caption="../report/table.rst", category="Tables"
         ),
-        md="reports/{report}.md",
-        json="reports/{report}.json",
+        md=f"{RD}/{{report}}.md",
+        json=f"{RD}/{{report}}.json",
         prov=report(
-            "reports/{report}.csv.prov.json",
+            f"{RD}/{{report}}.csv.prov.json",
             caption="../report/table_prov.rst",
             category="Provenance",
         ),
     log:
-        "logs/reports/{report}.log",
+        f"{paths.logs_dir(config)}/reports/{{report}}.log",
+    wildcard_constraints:
+        report="|".join(TABLE_REPORTS),
     conda:
         "../../envs/core.yaml"
     params:
-        code=code_hash("avsbridge.reports", "avsbridge.experiments"),
+        code=code_hash(
+            "avsbridge.reports", "avsbridge.experiments", "avsbridge.resources"
+        ),
         profile=config["profile"],
     script:
         "../scripts/report_table.py"
 
 
-rule figure5:
+rule report_figure:
     input:
-        lambda w: [
-            v.metrics_path(R) for v in experiments.report_variants(config, "figure5")
-        ],
+        report_inputs,
     output:
         png=report(
-            "reports/figure5.png", caption="../report/figure5.rst", category="Figures"
+            f"{RD}/{{report}}.png", caption="../report/figure.rst", category="Figures"
         ),
         csv=report(
-            "reports/figure5.csv", caption="../report/figure5.rst", category="Figures"
+            f"{RD}/{{report}}.csv", caption="../report/figure.rst", category="Figures"
         ),
     log:
-        "logs/reports/figure5.log",
+        f"{paths.logs_dir(config)}/reports/{{report}}.log",
+    wildcard_constraints:
+        report="|".join(FIGURE_REPORTS),
     conda:
         "../../envs/core.yaml"
     params:
-        code=code_hash("avsbridge.reports", "avsbridge.experiments"),
+        code=code_hash(
+            "avsbridge.reports", "avsbridge.experiments", "avsbridge.resources"
+        ),
         profile=config["profile"],
     script:
-        "../scripts/figure5.py"
+        "../scripts/report_figure.py"
+
+
+rule report_index:
+    input:
+        report_outputs(),
+    output:
+        report(
+            paths.index_path(config), caption="../report/index.rst", category="Index"
+        ),
+    log:
+        f"{paths.logs_dir(config)}/reports/index.log",
+    conda:
+        "../../envs/core.yaml"
+    params:
+        code=code_hash(
+            "avsbridge.reports", "avsbridge.experiments", "avsbridge.resources"
+        ),
+        profile=config["profile"],
+    script:
+        "../scripts/report_index.py"
 
 
 # Artifact-family targets: one DVC stage drives each (dvc.yaml).
-rule alm_outputs:
-    input:
-        lambda w: family_outputs("alm"),
+for _family in ("alm", "text", "masks", "metrics"):
 
-
-rule text_outputs:
-    input:
-        lambda w: family_outputs("text"),
-
-
-rule mask_outputs:
-    input:
-        lambda w: family_outputs("masks"),
-
-
-rule metric_outputs:
-    input:
-        lambda w: family_outputs("metrics"),
+    rule:
+        name:
+            f"{_family}_outputs"
+        input:
+            family_outputs(_family),

@@ -1,23 +1,21 @@
-# Stage 4: text -> masks with a VFM, per shard and box threshold.
+# Stage segment: text -> masks with a VFM, per shard and box threshold.
 
 
 rule segment:
     input:
-        text=f"{R}/text/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{shard}}",
+        text=lambda w: paths.path(config, "translate", **dict(w.items())),
         metadata=dataset_metadata,
     output:
-        directory(
-            f"{R}/masks/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{vfm}}/{{thr}}/{{shard}}"
-        ),
+        directory(paths.pattern(config, "segment")),
     log:
-        "logs/segment/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}.log",
+        stage_log("segment"),
     conda:
-        "../../envs/segment.yaml"
+        stage_env("segment")
     resources:
-        gpu=lambda w: gpu_for(backend_of("vfm", w.vfm)["name"]),
+        gpu=lambda w: stages.gpu_count(config, "segment", w.vfm),
     params:
-        code=code_hash("avsbridge.segment", "avsbridge.pipeline"),
-        backend=lambda w: backend_of("vfm", w.vfm),
+        code=stage_code("segment"),
+        backend=lambda w: stages.backend_spec(config, "segment", w.vfm),
         text_threshold=config["vfm"]["text_threshold"],
     script:
         "../scripts/segment.py"

@@ -1,24 +1,23 @@
-# Stage 3: LLM prompt translation (Table 4 strategies) and the weak-label variant.
+# Stage translate: LLM prompt translation (Table 4 strategies); weak_labels: OpenAVS*.
 
 
 rule translate:
     input:
         alm=lambda w: [
-            f"{R}/alm/{w.dataset}/{w.alm}/{p}/{w.shard}" for p in w.aprompts.split("+")
+            paths.path(config, "audio_text", **dict(w.items()), aprompt=p)
+            for p in w.aprompts.split("+")
         ],
     output:
-        directory(
-            f"{R}/text/{{dataset}}/{{alm}}/{{aprompts}}/{{llm}}/{{strategy}}/{{shard}}"
-        ),
+        directory(paths.pattern(config, "translate")),
     log:
-        "logs/translate/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{shard}.log",
+        stage_log("translate"),
     wildcard_constraints:
         alm="(?!weaklabel)[a-z0-9-]+",
     conda:
-        "../../envs/translate.yaml"
+        stage_env("translate")
     params:
-        code=code_hash("avsbridge.translate", "avsbridge.pipeline"),
-        backend=lambda w: backend_of("llm") if w.llm != "none" else {"name": "none"},
+        code=stage_code("translate"),
+        backend=lambda w: stages.backend_spec(config, "translate", w.llm),
         cache_dir=LLM_CACHE,
         offline=config.get("llm_offline", False),
     script:
@@ -29,13 +28,13 @@ rule weak_labels:
     input:
         lambda w: config["datasets"][w.dataset].get("weak_labels", []),
     output:
-        directory(f"{R}/text/{{dataset}}/weaklabel/label/none/none/{{shard}}"),
+        directory(paths.pattern(config, "weak_labels")),
     log:
-        "logs/weak_labels/{dataset}/{shard}.log",
+        stage_log("weak_labels"),
     conda:
-        "../../envs/translate.yaml"
+        stage_env("weak_labels")
     params:
-        code=code_hash("avsbridge.translate", "avsbridge.pipeline"),
+        code=stage_code("weak_labels"),
         clips=lambda w: [c.id for c in shard_clips(w)],
     script:
         "../scripts/weak_labels.py"

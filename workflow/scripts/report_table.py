@@ -1,9 +1,5 @@
-"""Rule report_table: metrics -> reports/{table}.csv/.md/.json."""
+"""Rule report_table: metrics -> one paper table (.csv/.md/.json + provenance)."""
 
-from pathlib import Path
+from avsbridge.reports.jobs import report_table_job
 
-from avsbridge.pipeline import setup_logging
-from avsbridge.reports.tables import write_table
-
-setup_logging(snakemake.log[0])  # noqa: F821
-write_table(snakemake.config, snakemake.wildcards.report, Path(snakemake.output.csv))  # noqa: F821
+report_table_job(snakemake)  # noqa: F821

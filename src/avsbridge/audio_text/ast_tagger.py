@@ -18,13 +18,12 @@ import numpy as np
 from avsbridge.audio_text.base import (
     AUDIO_TEXTERS,
     hf_snapshot_dir,
-    resolve_device,
     rms,
     select_tags,
     tags_to_text,
-    weights_digest,
 )
 from avsbridge.audio_text.prompts import prompt_key_of
+from avsbridge.backends import model_folder_digest, resolve_device
 
 AST_RATE = 16_000
 DEFAULT_MODEL_ID = "MIT/ast-finetuned-audioset-10-10-0.4593"
@@ -64,7 +63,7 @@ class ASTTagger:
         folder = Path(model_path) if model_path is not None else hf_snapshot_dir(model_id, revision)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: no config.json (not a transformers model folder)")
-        self.weights_sha256 = weights_digest(folder)
+        self.weights_sha256 = model_folder_digest(folder)
         self.extractor = ASTFeatureExtractor.from_pretrained(folder)
         self.model = ASTForAudioClassification.from_pretrained(folder, dtype=torch.float32)
         self.model.to(self.device)

@@ -9,8 +9,6 @@ downstream. The templating lives here once so every tagger words things alike.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from avsbridge.io import content_key, sha256_file
 from avsbridge.registry import Registry
 
 
@@ -38,7 +35,7 @@ class AudioTexter(Protocol):
         ...
 
 
-AUDIO_TEXTERS: Registry[AudioTexter] = Registry("audio-text")
+AUDIO_TEXTERS: Registry[AudioTexter] = Registry("audio-text", "avsbridge.audio_text")
 
 
 # --- tags --------------------------------------------------------------------------------
@@ -323,46 +320,6 @@ def fit_length(window: np.ndarray, length: int) -> np.ndarray:
     start = (length - n) // 2
     out[start : start + n] = window
     return out
-
-
-def resolve_device(device: str = "auto") -> str:
-    """ "auto" -> "cuda" when torch sees a GPU that CUDA_VISIBLE_DEVICES allows, else "cpu".
-
-    Snakemake's ``resources: gpu=1`` assigns no device: the job takes what
-    CUDA_VISIBLE_DEVICES leaves visible, which is what torch reports.
-    """
-    if device != "auto":
-        return device
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in {"", "-1"}:
-        return "cpu"
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".tflite", ".gguf")
-
-
-def weights_digest(model_dir: os.PathLike[str] | str) -> str:
-    """One sha256 over a model folder's weight files.
-
-    Files in a Hugging Face cache snapshot are links to blobs named by their sha256,
-    so those hashes come for free; other files are hashed.
-    """
-    model_dir = Path(model_dir)
-    hashes: dict[str, str] = {}
-    for path in sorted(model_dir.rglob("*")):
-        if not path.is_file() or not path.name.endswith(WEIGHT_SUFFIXES):
-            continue
-        blob = Path(os.path.realpath(path)).name
-        hashes[str(path.relative_to(model_dir))] = blob if _HEX64.match(blob) else sha256_file(path)
-    if not hashes:
-        raise FileNotFoundError(f"no weight files ({', '.join(WEIGHT_SUFFIXES)}) in {model_dir}")
-    return content_key(hashes)
 
 
 def hf_snapshot_dir(model_id: str, revision: str | None) -> Path:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from avsbridge import weights
-from avsbridge.audio_text.base import AUDIO_TEXTERS, resolve_device
+from avsbridge.audio_text.base import AUDIO_TEXTERS
+from avsbridge.backends import resolve_device
 from avsbridge.io import sha256_file, write_wav
 
 PENGI_RATE = 44_100
@@ -75,7 +76,7 @@ def _strip_generated(text: str, stop_token: str) -> str:
     return " ".join(text.split())
 
 
-@AUDIO_TEXTERS.register("pengi")
+@AUDIO_TEXTERS.register("pengi", gpu=True, env="pengi")
 class PengiTexter:
     """Pengi ``generate`` with one ALM prompt per window, beam search, best beam kept."""
 

@@ -18,9 +18,8 @@ import numpy as np
 from avsbridge.audio_text.base import (
     AUDIO_TEXTERS,
     hf_snapshot_dir,
-    resolve_device,
-    weights_digest,
 )
+from avsbridge.backends import model_folder_digest, resolve_device
 
 QWEN2_AUDIO_RATE = 16_000
 DEFAULT_MODEL_ID = "Qwen/Qwen2-Audio-7B-Instruct"
@@ -41,7 +40,7 @@ def torch_dtype(name: str, device: str) -> Any:
         raise ValueError(f"unknown torch dtype {name!r}") from None
 
 
-@AUDIO_TEXTERS.register("qwen2audio")
+@AUDIO_TEXTERS.register("qwen2audio", gpu=True)
 class Qwen2AudioTexter:
     """Qwen2-Audio generate(): one chat turn per window (audio + ALM prompt), batched."""
 
@@ -70,7 +69,7 @@ class Qwen2AudioTexter:
         folder = Path(model_path) if model_path is not None else hf_snapshot_dir(model_id, revision)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: no config.json (not a transformers model folder)")
-        self.weights_sha256 = weights_digest(folder)
+        self.weights_sha256 = model_folder_digest(folder)
         self.dtype = torch_dtype(dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(folder)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues on the right

@@ -33,15 +33,12 @@ from typing import Any
 
 from avsbridge.io import ArtifactError, content_key, read_json, sha256_file
 from avsbridge.provenance.records import RECORD_NAME, code_version, record_path
+from avsbridge.stages import REPORT_RULES, STAGES
 
-# rule of a record -> the artifact family it belongs to
+# rule of a record -> the artifact family it belongs to (stage rules from avsbridge.stages)
 FAMILY_OF_RULE = {
-    "report_table": "report",
-    "evaluate": "metrics",
-    "segment": "masks",
-    "translate": "text",
-    "weak_labels": "text",
-    "audio_text": "alm",
+    **{name: st.family for name, st in STAGES.items()},
+    **dict.fromkeys(REPORT_RULES, "report"),
 }
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -591,6 +588,14 @@ def check_snakemake(
 # --- entry point ----------------------------------------------------------------------------
 
 
+def _project_of(report: Path) -> Path:
+    """The workflow folder a report belongs to: the nearest parent holding a Snakefile."""
+    for parent in report.parents:
+        if (parent / "Snakefile").is_file():
+            return parent
+    return Path.cwd()
+
+
 def audit_report(
     report: Path | str,
     *,
@@ -604,7 +609,7 @@ def audit_report(
     """Audit the reproduced cells of ``report`` (all, or those ``row``/``col`` pick)."""
     report = _report_csv(Path(report).absolute())
     if project_dir is None:
-        project_dir = report.parent.parent if report.parent.name == "reports" else Path.cwd()
+        project_dir = _project_of(report)
     root = Path(project_dir).absolute()
     auditor = _Auditor(root)
     rows = _csv_rows(report)

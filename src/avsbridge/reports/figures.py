@@ -1,71 +1,96 @@
-"""Figure 5: box-threshold sweep of mIoU and F-score on S4 and MS3."""
+"""Any paper figure that sweeps one variant field (OpenAVS Figure 5: box threshold).
+
+The figure's data (``x``: the swept field and the config list of its values;
+columns: the plotted series) comes from the paper file; each point is one
+cell, so an empty point says why like a table cell does.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from avsbridge.experiments import figure5_variants, paper_tables
+from avsbridge import paths
+from avsbridge.experiments import figure_cells
 from avsbridge.io import atomic_path, atomic_write_text, read_json
-from avsbridge.reports.tables import to_csv
-
-FIG5_HEADER = [
-    "dataset",
-    "box_threshold",
-    "miou",
-    "fscore",
-    "fscore_pooled",
-    "source",
-    "profile",
-    "metrics_file",
-    "note",
-]
+from avsbridge.papers import Table
+from avsbridge.reports.tables import DECIMALS, profile_caption, row_label, to_csv
 
 
-def figure5_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for variant in figure5_variants(config):
-        path = variant.metrics_path(config["results_dir"])
-        m = read_json(path)
-        rows.append(
+def figure_header(table: Table) -> list[str]:
+    metrics = list(dict.fromkeys(c.metric for c in table.columns if c.metric))
+    return [
+        "method",
+        "dataset",
+        str(table.x["id"]),
+        *metrics,
+        "source",
+        "profile",
+        "metrics_file",
+        "note",
+    ]
+
+
+def figure_rows(config: dict[str, Any], table: Table) -> list[dict[str, Any]]:
+    """One CSV row per (series row, dataset, x): the metrics of that point."""
+    x_id = str(table.x["id"])
+    points: dict[tuple[str, str, Any], dict[str, Any]] = {}
+    for row, column, x, c in figure_cells(config, table):
+        key = (row_label(table, row), str(column.dataset), x)
+        point = points.setdefault(
+            key,
             {
-                "dataset": variant.dataset,
-                "box_threshold": variant.box_threshold,
-                "miou": round(m["miou"], 4),
-                "fscore": round(m["fscore"], 4),
-                "fscore_pooled": round(m["fscore_pooled"], 4),
+                "method": key[0],
+                "dataset": key[1],
+                x_id: x,
                 "source": "reproduced",
                 "profile": config["profile"],
-                "metrics_file": path,
+                "metrics_file": "",
                 "note": "",
-            }
+            },
         )
-    return rows
+        if c.variant is None:
+            point[str(column.metric)] = ""
+            point["note"] = c.reason
+            continue
+        path = paths.metrics_path(config, c.variant)
+        point[str(column.metric)] = round(float(read_json(path)[c.metric]) * table.scale, DECIMALS)
+        point["metrics_file"] = path
+    return list(points.values())
 
 
-def write_figure5(config: dict[str, Any], out_png: Path, out_csv: Path) -> None:
+def write_figure(config: dict[str, Any], table: Table, out_png: Path, out_csv: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = figure5_rows(config)
-    atomic_write_text(out_csv, to_csv(FIG5_HEADER, rows))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
-    for ax, metric, label in ((axes[0], "miou", "mIoU"), (axes[1], "fscore", "F-score")):
-        for dataset in dict.fromkeys(r["dataset"] for r in rows):
-            pts = [(r["box_threshold"], r[metric]) for r in rows if r["dataset"] == dataset]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=dataset.upper())
-        ax.set_xlabel("box threshold")
-        ax.set_ylabel(label)
-        ax.set_ylim(0, 1)
+    header = figure_header(table)
+    rows = figure_rows(config, table)
+    atomic_write_text(out_csv, to_csv(header, rows))
+    x_id = str(table.x["id"])
+    metrics = header[3 : header.index("source")]
+    labels = {c.metric: c.label.split(" ", 1)[-1] for c in table.columns}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in rows):
+            pts = [
+                (r[x_id], r[metric])
+                for r in rows
+                if (r["method"], r["dataset"]) == (method, dataset) and r.get(metric, "") != ""
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=f"{method} {dataset.upper()}")
+        ax.set_xlabel(str(table.x.get("label", x_id)))
+        ax.set_ylabel(labels.get(metric, metric))
+        ax.set_ylim(0, table.scale)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(
-        f"Figure 5 (reproduced, profile {config['profile']}): "
-        f"{paper_tables()['figure5']['note'].split(':')[0]}",
-        fontsize=8,
+        f"{table.caption.split(':')[0]} (reproduced: {profile_caption(config)})", fontsize=8
     )
+    fig.set_layout_engine("constrained")
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)

@@ -1,99 +1,127 @@
-"""Build a paper table: the paper's rows (source=paper) and reproduced rows.
+"""Build any paper table: the paper's rows (source=paper) beside reproduced rows.
 
 A reproduced cell is read from the metrics file of the variant that produces
-it; a cell this profile cannot compute stays empty and the row's ``note`` says
-why. Numbers are never invented: every value comes from a metrics file.
+it (``avsbridge.experiments``); a cell this profile cannot compute stays empty
+and the row's ``note`` says why. Numbers are never invented: every value comes
+from a metrics file, scaled to the paper's printed unit.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from avsbridge.experiments import paper_tables, row_cells
+from avsbridge import paths
+from avsbridge.experiments import Cell, row_cells
 from avsbridge.io import atomic_write_json, atomic_write_text, read_json
+from avsbridge.papers import Row, Table
 
 # Private row key: which metrics file and key fill each reproduced cell (not a CSV column).
 SOURCES_KEY = "_sources"
+DECIMALS = 4
 
 
-def _config_summary(config: dict[str, Any]) -> str:
-    b = config["backends"]
-    vfm = b["vfm"]["sam"]
-    return (
-        f"alm={b['alm']['name']}; llm={b['llm']['name']}; vfm={vfm['name']}; "
-        f"strategy={config['llm']['strategy']}; box_threshold={config['vfm']['box_threshold']}"
-    )
+def profile_caption(config: dict[str, Any]) -> str:
+    """What the profile is, for every reproduced table's caption (from the profile file)."""
+    about = str(config.get("about") or "").strip()
+    return about or f"profile {config['profile']}"
 
 
-def build_table(config: dict[str, Any], table: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """Rows of ``table`` as dicts, with the header order."""
-    spec = paper_tables()[table]
-    columns: list[str] = spec["columns"]
-    info: list[str] = spec.get("info_columns", [])
-    header = [
+def row_label(table: Table, row: Row) -> str:
+    """A row's method, made unique with its descriptive columns where methods repeat."""
+    same = [r for r in table.rows if r.method == row.method]
+    if len(same) == 1:
+        return row.method
+    info = ", ".join(str(row.info.get(i, "")) for i, _ in table.info_columns)
+    return f"{row.method} [{info}]" if info else row.method
+
+
+def scaled(table: Table, value: float) -> float:
+    return round(float(value) * table.scale, DECIMALS)
+
+
+def header_of(table: Table) -> list[str]:
+    return [
         "table",
         "method",
         "source",
         "profile",
-        *info,
-        *columns,
+        *[i for i, _ in table.info_columns],
+        *[c.id for c in table.columns],
         "config",
         "metrics_files",
         "note",
     ]
+
+
+def _info_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def build_table(config: dict[str, Any], table: Table) -> tuple[list[str], list[dict[str, Any]]]:
+    """Rows of ``table`` as dicts, with the header order."""
     rows: list[dict[str, Any]] = []
-    results_dir = config["results_dir"]
-    for paper_row in spec["rows"]:
+    for paper_row in table.rows:
         base = {
-            "table": table,
-            "method": paper_row["method"],
-            **{k: paper_row.get(k, "") for k in info},
+            "table": table.key,
+            "method": row_label(table, paper_row),
+            **{i: _info_value(paper_row.info.get(i, "")) for i, _ in table.info_columns},
         }
         rows.append(
             {
                 **base,
                 "source": "paper",
                 "profile": "",
-                **{c: paper_row.get(c, "") for c in columns},
+                **{c.id: paper_row.values.get(c.id, "") for c in table.columns},
                 "config": "",
                 "metrics_files": "",
-                "note": "as printed in the paper",
+                "note": "; ".join(filter(None, ["as printed in the paper", paper_row.note])),
             }
         )
-        if "reproduce" not in paper_row:
+        if paper_row.recipe is None:
             continue
-        reproduced: dict[str, Any] = {
-            **base,
-            "source": "reproduced",
-            "profile": config["profile"],
-            "config": _config_summary(config),
-        }
-        reasons: list[str] = []
-        files: list[str] = []
-        sources: dict[str, dict[str, str]] = {}  # column -> metrics file + key (for audit)
-        llm_faults: dict[str, dict[str, Any]] = {}  # metrics file -> its metrics
-        for column, cell in row_cells(config, table, paper_row).items():
-            if cell.variant is None:
-                reproduced[column] = ""
-                reasons.append(f"{column}: {cell.reason}")
-                continue
-            path = cell.variant.metrics_path(results_dir)
-            metrics = read_json(path)
-            value = metrics[cell.metric]
-            reproduced[column] = round(float(value), 4)
-            files.append(path)
-            llm_faults[path] = metrics
-            sources[column] = {"metric": cell.metric, "metrics_file": path}
-        reproduced["metrics_files"] = ";".join(dict.fromkeys(files))
-        reproduced["note"] = "; ".join(
-            filter(None, [_merge_reasons(reasons), _llm_fault_note(llm_faults.values())])
-        )
-        reproduced[SOURCES_KEY] = sources
-        rows.append(reproduced)
-    return header, rows
+        rows.append(reproduced_row(config, table, paper_row, base))
+    return header_of(table), rows
+
+
+def reproduced_row(
+    config: dict[str, Any], table: Table, paper_row: Row, base: dict[str, Any]
+) -> dict[str, Any]:
+    cells = row_cells(config, table, paper_row)
+    reproduced: dict[str, Any] = {**base, "source": "reproduced", "profile": config["profile"]}
+    reasons: list[tuple[str, str]] = []
+    files: list[str] = []
+    sources: dict[str, dict[str, str]] = {}  # column -> metrics file + key (for audit)
+    metrics_of: dict[str, dict[str, Any]] = {}
+    for column_id, c in cells.items():
+        if c.variant is None:
+            reproduced[column_id] = ""
+            reasons.append((column_id, c.reason))
+            continue
+        path = paths.metrics_path(config, c.variant)
+        metrics = metrics_of.setdefault(path, read_json(path))
+        value = metrics[c.metric]
+        reproduced[column_id] = value if c.protocol == "calls" else scaled(table, value)
+        files.append(path)
+        sources[column_id] = {"metric": c.metric, "metrics_file": path, "protocol": c.protocol}
+    reproduced["config"] = _row_config(config, cells)
+    reproduced["metrics_files"] = ";".join(dict.fromkeys(files))
+    reproduced["note"] = "; ".join(
+        filter(None, [_merge_reasons(reasons), _llm_fault_note(metrics_of.values())])
+    )
+    reproduced[SOURCES_KEY] = sources
+    return reproduced
+
+
+def _row_config(config: dict[str, Any], cells: dict[str, Cell]) -> str:
+    """The row's own variants (one per distinct configuration among its cells)."""
+    described = dict.fromkeys(c.variant.describe(config) for c in cells.values() if c.variant)
+    return " | ".join(described)
 
 
 def _llm_fault_note(metrics: Any) -> str:
@@ -105,10 +133,9 @@ def _llm_fault_note(metrics: Any) -> str:
     return f"LLM fallback: {frames} frame(s) used the raw ALM text, {failed} failed call(s)"
 
 
-def _merge_reasons(reasons: list[str]) -> str:
+def _merge_reasons(reasons: list[tuple[str, str]]) -> str:
     by_reason: dict[str, list[str]] = {}
-    for item in reasons:
-        column, _, reason = item.partition(": ")
+    for column, reason in reasons:
         by_reason.setdefault(reason, []).append(column)
     return "; ".join(f"{', '.join(cols)} empty: {reason}" for reason, cols in by_reason.items())
 
@@ -122,25 +149,54 @@ def to_csv(header: list[str], rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def to_markdown(title: str, header: list[str], rows: list[dict[str, Any]]) -> str:
-    shown = [h for h in header if h not in ("table", "metrics_files", "config")]
-    lines = [f"# {title}", "", "| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(config: dict[str, Any], table: Table, rows: list[dict[str, Any]]) -> str:
+    labels = {c.id: c.label for c in table.columns} | dict(table.info_columns)
+    shown = [
+        "method",
+        "source",
+        *[i for i, _ in table.info_columns],
+        *[c.id for c in table.columns],
+        "note",
+    ]
+    lines = [
+        f"# {table.caption}",
+        "",
+        f"Paper: {table.paper}. Reproduced rows: {profile_caption(config)}",
+        "",
+        "| " + " | ".join(_md_cell(labels.get(h, h)) for h in shown) + " |",
+        "|" + "---|" * len(shown),
+    ]
     for row in rows:
-        lines.append("| " + " | ".join(str(row.get(h, "")) for h in shown) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join(_md_cell(row.get(h, "")) for h in shown) + " |")
+    protocols = sorted({f"{c.label}: {c.protocol}" for c in table.columns if c.protocol})
+    lines += ["", "Protocols: " + "; ".join(protocols) if protocols else ""]
+    if table.scale != 1:
+        lines.append(f"Numbers are printed x{table.scale:g} (percent), as in the paper.")
+    if table.info_columns:
+        lines.append("Flag columns: yes / no stand for the paper's check / cross marks.")
+    if table.note:
+        lines.append(f"Note: {table.note}")
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def write_table(config: dict[str, Any], table: str, out_csv: Path) -> None:
-    header, rows = build_table(config, table)
-    title = paper_tables()[table]["title"]
-    atomic_write_text(out_csv, to_csv(header, rows))
-    atomic_write_text(out_csv.with_suffix(".md"), to_markdown(title, header, rows))
+def table_json(config: dict[str, Any], table: Table, rows: list[dict[str, Any]]) -> dict[str, Any]:
     metrics = {
-        row["method"]: {k: row[k] for k in paper_tables()[table]["columns"] if row.get(k, "") != ""}
+        row["method"]: {c.id: row[c.id] for c in table.columns if row.get(c.id, "") != ""}
         for row in rows
         if row["source"] == "reproduced"
     }
-    atomic_write_json(out_csv.with_suffix(".json"), {"profile": config["profile"], "rows": metrics})
+    return {"profile": config["profile"], "table": table.key, "rows": metrics}
+
+
+def write_table(config: dict[str, Any], table: Table, out_csv: Path) -> None:
+    header, rows = build_table(config, table)
+    atomic_write_text(out_csv, to_csv(header, rows))
+    atomic_write_text(out_csv.with_suffix(".md"), to_markdown(config, table, rows))
+    atomic_write_json(out_csv.with_suffix(".json"), table_json(config, table, rows))
     write_report_record(config, table, out_csv, rows)
 
 
@@ -160,7 +216,7 @@ def report_cells(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_report_record(
-    config: dict[str, Any], table: str, out_csv: Path, rows: list[dict[str, Any]]
+    config: dict[str, Any], table: Table, out_csv: Path, rows: list[dict[str, Any]]
 ) -> None:
     """``<table>.csv.prov.json``: the report's cells -> metrics files, hashed, for ``avsbridge audit``."""
     from avsbridge.provenance.records import write_record
@@ -169,8 +225,29 @@ def write_report_record(
     write_record(
         out_csv,
         rule="report_table",
-        params={"table": table, "profile": config["profile"], "results_dir": config["results_dir"]},
+        params={
+            "paper": table.paper,
+            "table": table.id,
+            "profile": config["profile"],
+            "results_dir": config["results_dir"],
+        },
         inputs=[Path(p) for p in dict.fromkeys(c["metrics_file"] for c in cells)],
         extra={"cells": cells},
         siblings=[out_csv.with_suffix(".md"), out_csv.with_suffix(".json")],
     )
+
+
+def fill_counts(config: dict[str, Any], table: Table) -> tuple[int, int, Counter[str]]:
+    """(reproducible cells, filled on this profile, why the rest are empty)."""
+    from avsbridge.experiments import table_cells
+
+    total, filled, why = 0, 0, Counter()
+    for c in table_cells(config, table):
+        if not c.reproducible:
+            continue
+        total += 1
+        if c.variant is not None:
+            filled += 1
+        else:
+            why[c.reason] += 1
+    return total, filled, why

@@ -6,6 +6,7 @@ module is imported; :func:`avsbridge.segment.run.load_segmenter` imports them.
 
 from __future__ import annotations
 
+from avsbridge.backends import resolve_device
 from avsbridge.registry import Registry
 from avsbridge.segment.base import (
     Detection,
@@ -13,11 +14,10 @@ from avsbridge.segment.base import (
     SegResult,
     check_image,
     empty_result,
-    resolve_device,
     split_prompt,
 )
 
-SEGMENTERS: Registry[Segmenter] = Registry("segment")
+SEGMENTERS: Registry[Segmenter] = Registry("segment", "avsbridge.segment")
 
 __all__ = [
     "SEGMENTERS",

@@ -150,21 +150,6 @@ class WeightFile:
         return pin is not None and self.sha256() == pin
 
 
-def dir_fingerprint(path: Path) -> str:
-    """sha256 over a model folder's file names and contents (transformers save dirs).
-
-    Used to identify locally saved models in provenance records; hub models are
-    identified by id + pinned revision instead.
-    """
-    import hashlib
-
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(file.relative_to(path).as_posix().encode("utf-8"))
-        digest.update(sha256_file(file).encode("ascii"))
-    return digest.hexdigest()
-
-
 def detect_prompt(
     detect: Callable[..., tuple[Any, Any, list[str]]],
     image: np.ndarray,

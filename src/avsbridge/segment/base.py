@@ -79,14 +79,3 @@ def check_image(image: np.ndarray) -> None:
     """Reject frames that are not HxWx3 uint8 (a caller bug, not bad data)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"segment wants an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
-
-
-def resolve_device(device: str) -> str:
-    """Map the config's ``device`` option to a torch device ("auto" -> cuda if present)."""
-    if device != "auto":
-        return device
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a project dependency
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from avsbridge.backends import resolve_device
 from avsbridge.io import ArtifactError, read_json, sha256_file
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment.base import (
@@ -40,7 +41,6 @@ from avsbridge.segment.base import (
     SegResult,
     check_image,
     empty_result,
-    resolve_device,
     split_prompt,
 )
 from avsbridge.weights import WeightSource, register_source
@@ -683,7 +683,4 @@ class DemoMatcher:
         return result
 
 
-@SEGMENTERS.register(BACKEND_NAME)
-def create_demo_matcher(**options: Any) -> DemoMatcher:
-    """Registry factory: ``vocabulary``, ``device``, ``scale_range``, ``scale_step``, ..."""
-    return DemoMatcher(**options)
+SEGMENTERS.register(BACKEND_NAME)(DemoMatcher)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from avsbridge.backends import resolve_device
 from avsbridge.io import ArtifactError, sha256_file
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
@@ -36,7 +37,6 @@ from avsbridge.segment._boxes import (
 from avsbridge.segment.base import (
     SegResult,
     empty_result,
-    resolve_device,
 )
 from avsbridge.weights import WeightSource, register_source
 
@@ -266,7 +266,7 @@ class GroundingDinoDetector:
         return xyxy, scores, found
 
 
-@SEGMENTERS.register("gdino-sam")
+@SEGMENTERS.register("gdino-sam", gpu=True)
 class GdinoSam:
     """GroundingDINO boxes -> SAM box prompts (batched) -> union mask. Models load once.
 

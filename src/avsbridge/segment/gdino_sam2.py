@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from avsbridge.backends import resolve_device
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import WeightFile, detect_prompt, to_detections, union_masks
 from avsbridge.segment.base import (
     SegResult,
     empty_result,
-    resolve_device,
 )
 from avsbridge.segment.gdino_sam import GDINO_IMAGE_SIZE, GDINO_MAX_SIZE, GroundingDinoDetector
 from avsbridge.weights import WeightSource, register_source
@@ -39,7 +39,7 @@ SAM2_LARGE_SOURCE = register_source(
 DEFAULT_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 
 
-@SEGMENTERS.register("gdino-sam2")
+@SEGMENTERS.register("gdino-sam2", gpu=True)
 class GdinoSam2:
     """GroundingDINO boxes -> SAM 2.1 box prompts (one batched call) -> union mask.
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from avsbridge.backends import model_folder_digest, resolve_device
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
     clean_phrase,
     clip_boxes,
     detect_prompt,
-    dir_fingerprint,
     gdino_caption,
     to_detections,
     union_masks,
@@ -30,7 +30,6 @@ from avsbridge.segment._boxes import (
 from avsbridge.segment.base import (
     SegResult,
     empty_result,
-    resolve_device,
 )
 
 DEFAULT_GDINO_MODEL = "IDEA-Research/grounding-dino-tiny"
@@ -43,7 +42,7 @@ def _model_ref(model: str, revision: str | None) -> dict[str, Any]:
     """Provenance of a transformers model: a local folder's fingerprint or hub id@revision."""
     path = Path(model).expanduser()
     if path.is_dir():
-        return {"path": path.name, "sha256": dir_fingerprint(path)}
+        return {"path": path.name, "sha256": model_folder_digest(path)}
     return {"id": model, "revision": revision}
 
 
@@ -63,7 +62,7 @@ def _load(loader: Any, model: str, revision: str | None) -> Any:
         raise
 
 
-@SEGMENTERS.register("hf-gdino-sam")
+@SEGMENTERS.register("hf-gdino-sam", gpu=True)
 class HfGroundedSam:
     """transformers GroundingDINO -> SAM (all boxes in one pass) -> union mask.
 

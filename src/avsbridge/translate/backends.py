@@ -53,4 +53,4 @@ class Translator(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
 
-TRANSLATORS: Registry[Translator] = Registry("translator")
+TRANSLATORS: Registry[Translator] = Registry("translator", "avsbridge.translate")

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from avsbridge import weights
+from avsbridge.backends import model_folder_digest, resolve_device
+from avsbridge.backends.device import DeviceError
 from avsbridge.io import (
     ArtifactError,
     atomic_write_json,
-    content_key,
     read_json,
     sha256_file,
 )
@@ -47,7 +48,6 @@ SMOLLM2_WEIGHTS = weights.register_source(
 # Opening tags of the frame blocks of an Appendix A user message (how many answers are due).
 _FRAME_TAG_RE = re.compile(r"<frame\d+>")
 # Files that carry a plain HF model folder's behaviour (hashed into the identity).
-_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".gguf", ".jinja")
 
 
 def smollm2_gguf_path() -> Path:
@@ -71,24 +71,11 @@ def smollm2_gguf_path() -> Path:
     return weights.resolve(SMOLLM2_WEIGHTS.name)
 
 
-def _folder_fingerprint(folder: Path) -> str:
-    """Content hash of a model folder's files, so a changed checkpoint changes cache keys."""
-    files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.name.endswith(_MODEL_FILE_SUFFIXES)
-    )
-    if not files:
-        raise ArtifactError(folder, "no model files (config.json, *.safetensors, ...) found")
-    return content_key({p.name: sha256_file(p) for p in files})
-
-
 def _pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TranslatorError(f"local backend: device {device!r} asked but CUDA is not available")
-    return device
+    try:
+        return resolve_device(device, strict=True)
+    except DeviceError as exc:
+        raise TranslatorError(f"local backend: {exc}") from None
 
 
 class LocalTranslator:
@@ -145,7 +132,7 @@ class LocalTranslator:
                 self.weights_sha256 = sha256_file(gguf_path)
             else:
                 self.model_name = self.model_dir.name
-                self.weights_sha256 = _folder_fingerprint(self.model_dir)
+                self.weights_sha256 = model_folder_digest(self.model_dir)
         self.max_new_tokens = int(max_new_tokens)
         self.torch_threads = torch_threads
         self.device_request = device
@@ -383,6 +370,4 @@ def _stop_at_answer_end(tokenizer: Any, prompt_len: int) -> Any:
     return StopAtAnswerEnd()
 
 
-@TRANSLATORS.register("local")
-def make_local_translator(**options: Any) -> LocalTranslator:
-    return LocalTranslator(**options)
+TRANSLATORS.register("local")(LocalTranslator)

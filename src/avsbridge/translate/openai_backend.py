@@ -231,6 +231,4 @@ class OpenAITranslator:
         )
 
 
-@TRANSLATORS.register("openai")
-def make_openai_translator(**options: Any) -> OpenAITranslator:
-    return OpenAITranslator(**options)
+TRANSLATORS.register("openai")(OpenAITranslator)

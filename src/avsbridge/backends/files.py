@@ -1,0 +1,49 @@
+"""One digest for a model folder (transformers save dirs, hub snapshots, GGUF conversions).
+
+Files in a Hugging Face cache snapshot are links to blobs named by their sha256,
+so those hashes come for free; other files are hashed. Names and contents both
+count: a renamed or changed file changes the digest, and with it every cache
+key and provenance record that names the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from avsbridge.io import ArtifactError, content_key, sha256_file
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MODEL_FILE_SUFFIXES = (
+    ".json",
+    ".safetensors",
+    ".bin",
+    ".pth",
+    ".pt",
+    ".ckpt",
+    ".tflite",
+    ".gguf",
+    ".model",
+    ".txt",
+    ".jinja",
+    ".tiktoken",
+)
+
+
+def model_folder_digest(folder: os.PathLike[str] | str) -> str:
+    """sha256 over (relative path, file sha256) of a folder's model files, recursively."""
+    folder = Path(folder)
+    hashes: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or not path.name.endswith(MODEL_FILE_SUFFIXES):
+            continue
+        if "__pycache__" in path.parts or ".cache" in path.relative_to(folder).parts:
+            continue
+        blob = Path(os.path.realpath(path)).name
+        hashes[path.relative_to(folder).as_posix()] = (
+            blob if _HEX64.match(blob) else sha256_file(path)
+        )
+    if not hashes:
+        raise ArtifactError(folder, f"no model files ({', '.join(MODEL_FILE_SUFFIXES)}) found")
+    return content_key(hashes)

@@ -1,0 +1,122 @@
+"""Every artifact path of the DAG, in one place.
+
+Rules take their output patterns from here (with Snakemake wildcards left in),
+the report writer, audit, DVC targets and benchmarks ask for concrete paths of
+a variant. A new stage family adds its own root here; it never adds a level to
+an existing family's paths (cached artifacts stay valid).
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+# stage family -> output pattern under the profile's results dir. Wildcards are
+# the variant's path values (see :func:`variant_values`) plus ``shard``.
+PATTERNS: dict[str, str] = {
+    "audio_text": "alm/{dataset}/{alm}/{aprompt}/{shard}",
+    "translate": "text/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{shard}",
+    "weak_labels": "text/{dataset}/weaklabel/label/none/none/{shard}",
+    "segment": "masks/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}",
+    "evaluate": "metrics/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.json",
+}
+# artifact-family roots (one DVC-tracked folder each)
+ROOTS: dict[str, str] = {
+    "alm": "alm",
+    "text": "text",
+    "llm_cache": "llm_cache",
+    "masks": "masks",
+    "metrics": "metrics",
+}
+# stage -> artifact-family root it writes under
+FAMILY_OF_STAGE: dict[str, str] = {
+    stage: pattern.split("/", 1)[0] for stage, pattern in PATTERNS.items()
+}
+STATE_FILE = "_snakemake_state.json"
+# the paper whose tables keep the top-level report paths (reports/table1.csv)
+MAIN_PAPER = "openavs"
+INDEX_NAME = "index"
+
+
+def results_dir(config: dict[str, Any]) -> str:
+    return str(config["results_dir"])
+
+
+def reports_dir(config: dict[str, Any]) -> str:
+    """Reports of a profile: ``reports`` for the demo, a folder of its own otherwise."""
+    return str(config.get("reports_dir", "reports"))
+
+
+def logs_dir(config: dict[str, Any]) -> str:
+    """Job logs, per profile, so runs of two profiles never overwrite each other's logs."""
+    return f"logs/{config['profile']}"
+
+
+def wildcards_of(stage: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(PATTERNS[stage]) if name]
+
+
+def pattern(config: dict[str, Any], stage: str) -> str:
+    """Output pattern of ``stage`` with Snakemake wildcards (``{dataset}``...) left in."""
+    return f"{results_dir(config)}/{PATTERNS[stage]}"
+
+
+def log_pattern(config: dict[str, Any], stage: str) -> str:
+    tail = PATTERNS[stage].split("/", 1)[1].removesuffix(".json")
+    return f"{logs_dir(config)}/{stage}/{tail}.log"
+
+
+def path(config: dict[str, Any], stage: str, **values: Any) -> str:
+    """A concrete artifact path of ``stage`` (every wildcard given)."""
+    missing = [w for w in wildcards_of(stage) if w not in values]
+    if missing:
+        raise KeyError(f"path of stage {stage!r} needs {', '.join(missing)}")
+    return pattern(config, stage).format(**values)
+
+
+def threshold_key(box_threshold: float) -> str:
+    return f"{float(box_threshold):.2f}"
+
+
+def variant_values(variant: Any) -> dict[str, str]:
+    """The path values of a variant (the wildcards of every stage it runs through)."""
+    return {
+        "dataset": variant.dataset,
+        "alm": variant.alm,
+        "aprompts": "+".join(variant.aprompts),
+        "llm": variant.llm,
+        "strategy": variant.strategy,
+        "vfm": variant.vfm,
+        "thr": threshold_key(variant.box_threshold),
+    }
+
+
+def variant_path(config: dict[str, Any], stage: str, variant: Any, **extra: Any) -> str:
+    return path(config, stage, **{**variant_values(variant), **extra})
+
+
+def metrics_path(config: dict[str, Any], variant: Any) -> str:
+    """The metrics file a variant's cells are read from (its terminal stage's output)."""
+    return variant_path(config, variant.terminal, variant)
+
+
+def family_root(config: dict[str, Any], family: str) -> str:
+    return f"{results_dir(config)}/{ROOTS[family]}"
+
+
+def llm_cache_dir(config: dict[str, Any]) -> str:
+    return str(config.get("llm_cache_dir", family_root(config, "llm_cache")))
+
+
+def state_file(config: dict[str, Any]) -> str:
+    return f"{results_dir(config)}/{STATE_FILE}"
+
+
+def report_stem(config: dict[str, Any], paper: str, table: str) -> str:
+    """``reports/table1`` for the main paper, ``reports/baav/table1`` for the others."""
+    base = reports_dir(config)
+    return f"{base}/{table}" if paper == MAIN_PAPER else f"{base}/{paper}/{table}"
+
+
+def index_path(config: dict[str, Any]) -> str:
+    return f"{reports_dir(config)}/{INDEX_NAME}.md"

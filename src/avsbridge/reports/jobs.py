@@ -1,0 +1,47 @@
+"""The report rules' entries: a Snakemake job -> one report writer call, traceback logged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from avsbridge.experiments import report_tables
+from avsbridge.papers import Table
+
+
+def table_of(config: dict[str, Any], report: str) -> Table:
+    """The paper table behind a report wildcard (``table1``, ``baav/table2``)."""
+    return report_tables(config)[report]
+
+
+def _run(smk: Any, write: Callable[[], None]) -> None:
+    from avsbridge.pipeline import setup_logging
+
+    setup_logging(smk.log[0] if smk.log else None)
+    try:
+        write()
+    except BaseException:
+        logging.getLogger("avsbridge.reports").exception("report job failed")
+        raise
+
+
+def report_table_job(smk: Any) -> None:
+    from avsbridge.reports.tables import write_table
+
+    table = table_of(smk.config, smk.wildcards.report)
+    _run(smk, lambda: write_table(smk.config, table, Path(smk.output.csv)))
+
+
+def report_figure_job(smk: Any) -> None:
+    from avsbridge.reports.figures import write_figure
+
+    table = table_of(smk.config, smk.wildcards.report)
+    _run(smk, lambda: write_figure(smk.config, table, Path(smk.output.png), Path(smk.output.csv)))
+
+
+def report_index_job(smk: Any) -> None:
+    from avsbridge.reports.index import write_index
+
+    _run(smk, lambda: write_index(smk.config, Path(smk.output[0])))

@@ -1,0 +1,274 @@
+"""Every stage family, declared once.
+
+A declaration says which rule builds the family, which backend registry and
+config entry choose its model, which package modules its rule hashes (so a code
+change re-runs exactly that family), its conda env (a backend may name its
+own), the variant fields it consumes, and its summary contract. The Snakefile,
+the report writer, audit, the cache CLI, DVC and the wiring test derive their
+lists of stages from here; a table cell whose recipe needs a stage that is not
+declared here is empty with a reason naming the stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avsbridge import paths
+from avsbridge.registry import BackendNeeds, Registry
+
+# The summary each shard job writes beside its artifacts (backend identity, counts).
+SUMMARY_NAME = "_summary.json"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage family: one rule, one artifact family, one package."""
+
+    name: str  # also the rule name and the key of its path pattern in avsbridge.paths
+    job: str  # "module:function" the rule's script calls with a JobContext
+    code: tuple[str, ...]  # modules whose source hash is the rule's code param
+    env: str  # conda env file stem under envs/ (a backend's own env wins)
+    fields: tuple[str, ...]  # variant fields this stage consumes
+    params: tuple[str, ...] = ()  # params.yaml sections its rule reads (DVC params)
+    registry: str | None = None  # "module:NAME" of the backend registry
+    backend: str | None = None  # config key under ``backends`` that names the backend
+    summary: str | None = SUMMARY_NAME  # file every output folder holds (None: a file output)
+    gpu_capable: bool = False  # whether the rule declares a gpu resource at all
+    precondition: Callable[[dict[str, Any], dict[str, Any]], str] | None = field(
+        default=None, compare=False
+    )
+
+    @property
+    def family(self) -> str:
+        return paths.FAMILY_OF_STAGE[self.name]
+
+    def load_registry(self) -> Registry[Any] | None:
+        if self.registry is None:
+            return None
+        module, _, name = self.registry.partition(":")
+        registry: Registry[Any] = getattr(importlib.import_module(module), name)
+        return registry.load_all()
+
+
+def _weak_label_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
+    spec = config["datasets"][fields["dataset"]]
+    if spec["kind"] == "ms3" and not spec.get("weak_labels"):
+        return (
+            f"{fields['dataset']}: the official MS3 metadata has no clip-level label; "
+            f"set datasets.{fields['dataset']}.weak_labels (a name,labels CSV) to compute OpenAVS*"
+        )
+    return ""
+
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage(
+            name="audio_text",
+            params=("alm",),
+            job="avsbridge.pipeline:audio_text_job",
+            code=("avsbridge.audio_text", "avsbridge.pipeline"),
+            env="audio_text",
+            fields=("dataset", "alm", "aprompts"),
+            registry="avsbridge.audio_text:AUDIO_TEXTERS",
+            backend="alm",
+            gpu_capable=True,
+        ),
+        Stage(
+            name="translate",
+            params=("alm", "llm"),
+            job="avsbridge.pipeline:translate_job",
+            code=("avsbridge.translate", "avsbridge.pipeline"),
+            env="translate",
+            fields=("llm", "strategy"),
+            registry="avsbridge.translate:TRANSLATORS",
+            backend="llm",
+        ),
+        Stage(
+            name="weak_labels",
+            job="avsbridge.pipeline:weak_labels_job",
+            code=("avsbridge.translate", "avsbridge.pipeline"),
+            env="translate",
+            fields=("dataset", "alm", "aprompts", "llm", "strategy"),
+            precondition=_weak_label_reason,
+        ),
+        Stage(
+            name="segment",
+            params=("vfm",),
+            job="avsbridge.pipeline:segment_job",
+            code=("avsbridge.segment", "avsbridge.pipeline"),
+            env="segment",
+            fields=("vfm", "box_threshold"),
+            registry="avsbridge.segment:SEGMENTERS",
+            backend="vfm",
+            gpu_capable=True,
+        ),
+        Stage(
+            name="evaluate",
+            params=("evaluation",),
+            job="avsbridge.pipeline:evaluate_job",
+            code=("avsbridge.metrics", "avsbridge.pipeline"),
+            env="core",
+            fields=("dataset",),
+            summary=None,
+        ),
+    )
+}
+
+
+def families() -> list[str]:
+    """Artifact families in DAG order (each one DVC stage and one ``<family>_outputs`` target)."""
+    return list(dict.fromkeys(st.family for st in STAGES.values()))
+
+
+# Rules that are not stage families (reports, figures, targets), for audit and logs.
+REPORT_RULES = ("report_table", "report_figure", "report_index")
+
+# Evaluation protocols the evaluate stage computes, per dataset kind; a column
+# whose protocol is not listed for its dataset is empty with that reason.
+PROTOCOLS_OF_KIND: dict[str, tuple[str, ...]] = {
+    "s4": ("avsbench", "calls"),
+    "ms3": ("avsbench", "calls"),
+    "v3": ("avsbench", "calls"),
+    "avss": ("avsbench", "calls"),
+}
+
+
+class UnknownStageError(KeyError):
+    """A name that no stage declaration has."""
+
+
+def stage(name: str) -> Stage:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise UnknownStageError(f"unknown stage {name!r} (declared: {', '.join(STAGES)})") from None
+
+
+def backend_spec(
+    config: dict[str, Any], stage_name: str, role: str | None = None
+) -> dict[str, Any]:
+    """``{"name", "options"}`` of the backend a stage runs on this profile.
+
+    ``role``: for the VFM, which of ``backends.vfm`` (sam | sam2); for the LLM,
+    "none" selects the no-LLM passthrough.
+    """
+    st = stage(stage_name)
+    if st.backend is None:
+        return {"name": "none", "options": {}}
+    entry = config["backends"][st.backend]
+    if st.backend == "vfm":
+        entry = entry.get(role or "sam")
+        if entry is None:
+            raise KeyError(f"profile {config['profile']!r} has no backends.vfm.{role}")
+    elif st.backend == "llm" and role == "none":
+        return {"name": "none", "options": {}}
+    return {"name": entry["name"], "options": dict(entry.get("options") or {})}
+
+
+def backend_needs(config: dict[str, Any], stage_name: str, role: str | None = None) -> BackendNeeds:
+    st = stage(stage_name)
+    registry = st.load_registry()
+    if registry is None:
+        return BackendNeeds()
+    return registry.needs(backend_spec(config, stage_name, role)["name"])
+
+
+def gpu_count(config: dict[str, Any], stage_name: str, role: str | None = None) -> int:
+    """The ``gpu`` resource of one job (0 or 1), from what its backend declares."""
+    return 1 if backend_needs(config, stage_name, role).gpu else 0
+
+
+def conda_env(config: dict[str, Any], stage_name: str, role: str | None = None) -> str:
+    """The conda env file a stage's job runs in: the backend's own, else the stage's."""
+    env = backend_needs(config, stage_name, role).env or stage(stage_name).env
+    return f"envs/{env}.yaml"
+
+
+def configured_backends(config: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(stage, role, spec) of every backend the profile configures."""
+    found: list[tuple[str, str | None, dict[str, Any]]] = []
+    for st in STAGES.values():
+        if st.backend is None:
+            continue
+        entry = config["backends"].get(st.backend)
+        if st.backend == "vfm":
+            for role, spec in (entry or {}).items():
+                if spec is not None:
+                    found.append((st.name, role, backend_spec(config, st.name, role)))
+        elif entry is not None:
+            found.append((st.name, None, backend_spec(config, st.name)))
+    return found
+
+
+def check_backends(config: dict[str, Any]) -> list[str]:
+    """Problems with the profile's backends: unknown names, options they do not accept."""
+    problems: list[str] = []
+    for stage_name, role, spec in configured_backends(config):
+        registry = stage(stage_name).load_registry()
+        assert registry is not None
+        key = f"backends.{stage(stage_name).backend}" + (f".{role}" if role else "")
+        if spec["name"] not in registry:
+            problems.append(
+                f"{key}.name: unknown {registry.stage} backend {spec['name']!r} "
+                f"(known: {', '.join(registry.names())})"
+            )
+            continue
+        for option in registry.check_options(spec["name"], spec["options"]):
+            accepted = sorted(registry.needs(spec["name"]).options or ())
+            problems.append(
+                f"{key}.options.{option}: backend {spec['name']!r} has no option {option!r} "
+                f"(accepted: {', '.join(accepted)})"
+            )
+    return problems
+
+
+# --- the rules' entry point -------------------------------------------------------------
+
+
+@dataclass
+class JobContext:
+    """What a stage job gets from its Snakemake rule, without Snakemake objects."""
+
+    config: dict[str, Any]
+    wildcards: dict[str, str]
+    input: dict[str, list[Path]]
+    output: Path
+    params: dict[str, Any]
+    log: str | None
+
+
+def job_context(smk: Any) -> JobContext:
+    named_inputs = {
+        name: [Path(p) for p in ([value] if isinstance(value, str) else list(value))]
+        for name, value in smk.input.items()
+    }
+    return JobContext(
+        config=smk.config,
+        wildcards=dict(smk.wildcards.items()),
+        input=named_inputs,
+        output=Path(smk.output[0]),
+        params=dict(smk.params.items()),
+        log=smk.log[0] if smk.log else None,
+    )
+
+
+def run_stage(name: str, smk: Any) -> None:
+    """The one call of every ``workflow/scripts/<stage>.py``: log setup, then the job."""
+    import logging
+
+    from avsbridge.pipeline import setup_logging
+
+    ctx = job_context(smk)
+    setup_logging(ctx.log)
+    module, _, function = stage(name).job.partition(":")
+    try:
+        getattr(importlib.import_module(module), function)(ctx)
+    except BaseException:
+        # the job's log holds the traceback (on SLURM the scheduler's file is elsewhere)
+        logging.getLogger(f"avsbridge.{name}").exception("job failed")
+        raise
