@@ -1,12 +1,13 @@
-"""Build the full paper-profile DAG at real AVSBench size and time it.
+"""Build the full paper-profile DAG at real benchmark size and time it.
 
 Media are replaced by empty placeholder files in a temp dir laid out like the
-official AVSBench-object tree, from the real S4 / MS3 test lists
-(``$AVSBRIDGE_FIXTURES/avsbench-meta/sslalign``). Prints
-``{"jobs": N, "dryrun_s": t, "noop_s": t}``: dry-run of every target (Tables 1,
-3, 4, 5 and Figure 5), then, after ``--touch`` marks every output done, the
-dry-run that must find nothing to do. Targets on 2 cores: dry-run <= 10 s,
-no-op <= 10 s, jobs <= 5000.
+official AVSBench-object tree (the real S4 / MS3 test lists,
+``$AVSBRIDGE_FIXTURES/avsbench-meta/sslalign``) and the AVSBench-semantic tree
+(the real V3 split files, ``avsbench-meta/v3``). Prints ``{"jobs": N,
+"dryrun_s": t, "noop_s": t, ...}``: dry-run of every report of all four papers
+(the list comes from the paper files), then, after ``--touch`` marks every
+output done, the dry-run that must find nothing to do. Targets on 2 cores:
+jobs <= 10,000, dry-run and no-op <= 15 s each.
 """
 
 from __future__ import annotations
@@ -24,18 +25,56 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = [
-    "reports/table1.csv",
-    "reports/table3.csv",
-    "reports/table4.csv",
-    "reports/table5.csv",
-    "reports/figure5.png",
-]
+sys.path.insert(0, str(REPO / "src"))
+V3_DATASETS = ("v3_0shot", "v3_1shot", "v3_3shot", "v3_5shot")
+
+
+def targets(config: dict) -> list[str]:
+    """Every report of every paper (the paper files' list) plus reports/index.md."""
+    from avsbridge import paths
+    from avsbridge.experiments import report_tables
+
+    rd = paths.reports_dir(config)
+    out = [
+        f"{rd}/{key}.{'png' if t.kind == 'figure' else 'csv'}"
+        for key, t in report_tables(config).items()
+    ]
+    return [*out, paths.index_path(config)]
+
+
+def meta_dir() -> Path:
+    default = REPO.parent / "shared" / "fixtures"
+    return Path(os.environ.get("AVSBRIDGE_FIXTURES", default)) / "avsbench-meta"
 
 
 def fixtures_dir() -> Path:
-    default = REPO.parent / "shared" / "fixtures"
-    return Path(os.environ.get("AVSBRIDGE_FIXTURES", default)) / "avsbench-meta" / "sslalign"
+    return meta_dir() / "sslalign"
+
+
+def build_semantic_tree(root: Path) -> dict[str, int]:
+    """AVSBench-semantic layout for the real V3 split files: the files + empty audio."""
+    import csv
+    import shutil
+
+    v3 = meta_dir() / "v3"
+    shutil.copytree(v3, root / "v3")
+    shutil.copy(v3 / "metadata.csv", root / "metadata.csv")
+    (root / "label2idx.json").write_text(json.dumps({"background": 0}))
+    counts: dict[str, int] = {}
+    for name, split in (
+        ("v3_0shot", "meta_v3_unseen"),
+        ("v3_1shot", "v3_1_shot/test"),
+        ("v3_3shot", "v3_3_shot/test"),
+        ("v3_5shot", "v3_5_shot/test"),
+    ):
+        with (v3 / f"{split}.csv").open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        counts[name] = len(rows)
+        for row in rows:
+            clip = root / row["label"] / row["uid"]
+            clip.mkdir(parents=True, exist_ok=True)
+            (clip / "audio.wav").touch()
+    return counts
 
 
 def _tail(path: str, marker: str) -> str:
@@ -78,12 +117,11 @@ def build_placeholder_tree(root: Path) -> tuple[int, int]:
     return len(s4_rows), len(ms3_names)
 
 
-def paper_bench_config(data_root: Path, results_dir: str) -> dict:
-    """The paper profile over the placeholder S4 / MS3 test trees."""
+def paper_bench_config(data_root: Path, semantic_root: Path, results_dir: str) -> dict:
+    """The paper profile over the placeholder AVSBench-object and -semantic trees."""
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    paper["datasets"] = {k: v for k, v in paper["datasets"].items() if k in ("s4", "ms3")}
-    for ds in paper["datasets"].values():
-        ds["root"] = str(data_root)
+    for name, ds in paper["datasets"].items():
+        ds["root"] = str(semantic_root if name in V3_DATASETS else data_root)
     paper["results_dir"] = results_dir
     return paper
 
@@ -103,7 +141,7 @@ def snakemake(workdir: Path, configfile: Path, *extra: str) -> tuple[float, str]
         "2",
         *(["--quiet", "rules"] if "--verbose" not in extra else []),
         *[e for e in extra if e != "--verbose"],
-        *TARGETS,
+        *targets(yaml.safe_load(configfile.read_text())),
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
@@ -154,7 +192,10 @@ def main() -> None:
         tmp_path = Path(tmp)
         data_root = tmp_path / "AVSBench_object"
         n_s4, n_ms3 = build_placeholder_tree(data_root)
-        paper = paper_bench_config(data_root, str(tmp_path / "results"))
+        v3_counts = build_semantic_tree(tmp_path / "AVSBench_semantic")
+        paper = paper_bench_config(
+            data_root, tmp_path / "AVSBench_semantic", str(tmp_path / "results")
+        )
         configfile = tmp_path / "paper-bench.yaml"
         configfile.write_text(yaml.safe_dump(paper))
         workdir = tmp_path / "work"
@@ -177,6 +218,8 @@ def main() -> None:
             "touch_s": round(touch_s, 2),
             "s4_clips": n_s4,
             "ms3_clips": n_ms3,
+            **{f"{k}_clips": v for k, v in v3_counts.items()},
+            "reports": len(targets(paper)),
             "noop_jobs": count_jobs(noop_out),
         }
     print_result(result, args.json)

@@ -125,6 +125,18 @@ def setup_logging(log_file: str | None) -> None:
     )
 
 
+def object_mask_reader(config: dict[str, Any], dataset: str) -> Any:
+    """GT path -> binary float mask: grayscale > 127 (S4/MS3), or any object class of an
+    AVSS/V3 palette label (OpenAVS Eq. 10: semantic labels binarised)."""
+    spec = config["datasets"][dataset]
+    if spec["kind"] in ("avss", "v3"):
+        from avsbridge.data.avsbench import avss_binary_mask, avss_root_palette, read_avss_label
+
+        palette = avss_root_palette(Path(spec["root"]))
+        return lambda path: avss_binary_mask(read_avss_label(path, palette)).astype(np.float32)
+    return lambda path: (read_image(path, mode="L") > 127).astype(np.float32)
+
+
 # --- stage jobs -------------------------------------------------------------
 
 
@@ -261,6 +273,7 @@ def evaluate_job(ctx: JobContext) -> None:
 
     boxes_suffix = boxes_name("")
     clips = dataset_clips(config, dataset)
+    read_object_mask = object_mask_reader(config, dataset)
     by_slug: dict[str, Path] = {}
     for d in mask_dirs:
         for boxes in Path(d).glob(f"*{boxes_suffix}"):
@@ -277,7 +290,7 @@ def evaluate_job(ctx: JobContext) -> None:
             gt_path = clip.masks[k]
             assert gt_path is not None
             preds.append(read_prob_png(by_slug[clip.slug] / mask_name(clip.slug, k + 1)))
-            gts.append((read_image(gt_path, mode="L") > 127).astype(np.float32))
+            gts.append(read_object_mask(gt_path))
     batch_frames = int(config["evaluation"]["batch_size"]) * n_frames_per_clip
     official = score_avsbench(preds, gts, variant="official", batch_size=batch_frames)
     pooled = score_avsbench(preds, gts, variant="pooled")
