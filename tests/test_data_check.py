@@ -149,8 +149,11 @@ def test_cli_exit_codes_and_lines(tmp_path: Path) -> None:
     assert usage.exit_code == 2
 
 
-def test_demo_profile_is_clean(repo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(repo_root)
+def test_demo_profile_is_clean_from_any_cwd(
+    repo_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # dataset roots resolve against the project, not the CWD
     result = RUNNER.invoke(app, ["data", "check"])
     assert result.exit_code == 0, result.output
-    assert "s4 (data/demo): " in result.output and "wavs read: ok" in result.output
+    assert f"s4 ({repo_root / 'data' / 'demo'}): " in result.output
+    assert "wavs read: ok" in result.output

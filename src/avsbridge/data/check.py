@@ -129,7 +129,7 @@ class DatasetCheckError(ValueError):
 
 
 def _image_size(
-    path: Path, facts: ClipFacts, frame: int, mode: str, reader: Callable[[Path], np.ndarray]
+    path: Path, facts: ClipFacts, frame: int, reader: Callable[[Path], np.ndarray]
 ) -> tuple[int, int] | None:
     try:
         arr = reader(path)
@@ -146,7 +146,7 @@ def check_clip(clip: Clip, palette: np.ndarray | None = None) -> ClipFacts:
     facts = ClipFacts(clip)
     sizes: list[tuple[int, int] | None] = []
     for k, frame in enumerate(clip.frames, start=1):
-        size = _image_size(Path(frame), facts, k, "RGB", lambda p: read_image(p, mode="RGB"))
+        size = _image_size(Path(frame), facts, k, lambda p: read_image(p, mode="RGB"))
         facts.frames_read += 1
         sizes.append(size)
     first = next(((k, s) for k, s in enumerate(sizes, start=1) if s is not None), None)
@@ -169,7 +169,7 @@ def check_clip(clip: Clip, palette: np.ndarray | None = None) -> ClipFacts:
     for k, (mask, size) in enumerate(zip(clip.masks, sizes, strict=True), start=1):
         if mask is None:
             continue
-        mask_size = _image_size(Path(mask), facts, k, "L", mask_reader)
+        mask_size = _image_size(Path(mask), facts, k, mask_reader)
         facts.masks_read += 1
         if mask_size is not None and size is not None and mask_size != size:
             facts.problems.append(
@@ -373,10 +373,27 @@ def alm_target(config: Mapping[str, Any]) -> tuple[int | None, str]:
     return (int(rate) if rate else None), f"ALM {name}"
 
 
+def _anchored_spec(spec: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    """Relative ``root``/``weak_labels`` of a profile resolved against ``base`` (the workdir)."""
+    out = dict(spec)
+    if base is not None:
+        for key in ("root", "weak_labels"):
+            if out.get(key) and not Path(str(out[key])).is_absolute():
+                out[key] = str(Path(base) / str(out[key]))
+    return out
+
+
 def check_config_datasets(
-    config: Mapping[str, Any], datasets: Sequence[str] | None = None, workers: int | None = None
+    config: Mapping[str, Any],
+    datasets: Sequence[str] | None = None,
+    workers: int | None = None,
+    base: Path | None = None,
 ) -> list[DatasetReport]:
-    """:func:`check_dataset` for each dataset of a profile (all of them by default)."""
+    """:func:`check_dataset` for each dataset of a profile (all of them by default).
+
+    ``base``: folder that relative dataset paths are relative to (the Snakemake
+    workdir, i.e. the project root); None keeps them relative to the CWD.
+    """
     target_rate, target_name = alm_target(config)
     names = list(datasets) if datasets else list(config["datasets"])
     unknown = [n for n in names if n not in config["datasets"]]
@@ -386,7 +403,7 @@ def check_config_datasets(
         )
     return [
         check_dataset(
-            config["datasets"][n],
+            _anchored_spec(config["datasets"][n], base),
             name=n,
             workers=workers,
             target_rate=target_rate,

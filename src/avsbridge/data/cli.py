@@ -123,7 +123,8 @@ def check_command(
             from avsbridge.config import REPO_ROOT, load_config
 
             config = load_config(configfile or REPO_ROOT / "config" / "config.yaml")
-            reports = check_config_datasets(config, dataset or None, workers)
+            # relative dataset paths are relative to the project root, as in Snakemake
+            reports = check_config_datasets(config, dataset or None, workers, base=REPO_ROOT)
     except ValueError as exc:  # ConfigError, unknown dataset, ArtifactError
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
