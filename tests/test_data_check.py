@@ -157,3 +157,29 @@ def test_demo_profile_is_clean_from_any_cwd(
     assert result.exit_code == 0, result.output
     assert f"s4 ({repo_root / 'data' / 'demo'}): " in result.output
     assert "wavs read: ok" in result.output
+
+
+def test_data_check_job_writes_report_or_fails_with_every_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from avsbridge.data.check import data_check_job
+    from avsbridge.io import read_json
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    make_s4_tree(good, S4_ROWS)
+    _broken_s4(bad)
+    config = {
+        "datasets": {
+            "s4": {"kind": "s4", "root": str(good)},
+            "s4bad": {"kind": "s4", "root": str(bad)},
+        },
+        "backends": {"alm": {"name": "yamnet"}},
+    }
+    out = tmp_path / "checks" / "s4.json"
+    data_check_job(config, "s4", out)
+    assert read_json(out)["ok"] is True
+    with caplog.at_level("ERROR", logger="avsbridge.data.check"):
+        with pytest.raises(DatasetCheckError):
+            data_check_job(config, "s4bad", tmp_path / "checks" / "s4bad.json")
+    assert len(caplog.records) == 6
+    assert not (tmp_path / "checks" / "s4bad.json").exists()
