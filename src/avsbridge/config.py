@@ -34,12 +34,15 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A config file as a mapping; a syntax error names the file and line (``path: line L, ...``)."""
+    from avsbridge.io import ArtifactError, read_yaml
+
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: config file is missing")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file is missing") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        data = read_yaml(path) or {}
+    except ArtifactError as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data

@@ -11,8 +11,10 @@ import errno
 import hashlib
 import json
 import os
+import socket
 import struct
 import tempfile
+import urllib.error
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,8 +45,46 @@ class WriteError(ArtifactError):
 _WRITE_SIDE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
+# OSErrors raised inside a writer's body that say nothing about the destination:
+# a failed download is a network problem, not a write error (it names its own cause).
+_NOT_WRITE_SIDE: tuple[type[OSError], ...] = (
+    FileNotFoundError,
+    urllib.error.URLError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
+
+
 def _write_error(dest: Path, exc: OSError) -> WriteError:
     return WriteError(dest, f"cannot write ({exc.strerror or exc}); earlier artifacts are intact")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (thread-safe)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _normal_mode(path: Path | int, directory: bool = False) -> None:
+    """Give a mkstemp/mkdtemp result the mode a plain open()/mkdir() would (0644/0755).
+
+    tempfile creates 0600 files and 0700 folders; renamed into place they would
+    make reports and artifacts unreadable to the group and to other users.
+    """
+    mode = (0o777 if directory else 0o666) & ~current_umask()
+    if isinstance(path, int):
+        os.fchmod(path, mode)
+    else:
+        os.chmod(path, mode)
 
 
 @contextlib.contextmanager
@@ -56,7 +96,10 @@ def atomic_path(dest: os.PathLike[str] | str) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     except OSError as exc:
         raise _write_error(dest, exc) from exc
-    os.close(fd)
+    try:
+        _normal_mode(fd)
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -64,7 +107,7 @@ def atomic_path(dest: os.PathLike[str] | str) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
-        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        if isinstance(exc, OSError) and not isinstance(exc, _NOT_WRITE_SIDE):
             raise _write_error(dest, exc) from exc
         raise
 
@@ -98,6 +141,51 @@ def read_json(path: os.PathLike[str] | str) -> Any:
         raise ArtifactError(path, "file is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(path, f"not valid JSON ({exc})") from None
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parse error as ``line L, column C: not valid YAML (what)`` (1-based).
+
+    Where the parser names an opening construct (``while parsing a flow mapping``),
+    its line is given too: that is often where the typo is.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    context = getattr(exc, "context", None)
+    problem = getattr(exc, "problem", None)
+    parts = []
+    if context:
+        opened = f" started at line {context_mark.line + 1}" if context_mark is not None else ""
+        parts.append(f"{context}{opened}:")
+    if problem:
+        parts.append(str(problem))
+    what = " ".join(parts) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    mark = mark or context_mark
+    if mark is None:
+        return f"not valid YAML ({what})"
+    return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML ({what})"
+
+
+def parse_yaml(text: str, source: os.PathLike[str] | str) -> Any:
+    """``yaml.safe_load`` whose syntax errors name ``source`` and the line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ArtifactError(source, yaml_problem(exc)) from None
+
+
+def read_yaml(path: os.PathLike[str] | str) -> Any:
+    """Read a YAML file; a missing file or a syntax error names the file (and line)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtifactError(path, "file is missing") from None
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(path, f"not UTF-8 text ({exc})") from None
+    return parse_yaml(text, path)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -157,19 +245,39 @@ def read_prob_png(path: os.PathLike[str] | str) -> np.ndarray:
     return arr.astype(np.float32) / 255.0
 
 
-def read_wav(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
-    """Read a PCM wav as float32 mono in [-1, 1] and its sample rate."""
-    path = Path(path)
+def _read_wav_frames(path: Path) -> tuple[int, int, int, bytes]:
+    """(channels, sample width, rate, raw frames) of a wav; every failure says what is wrong."""
     if not path.is_file():
         raise ArtifactError(path, "audio is missing")
+    size = path.stat().st_size
+    if size == 0:
+        raise ArtifactError(path, "wav is empty (0 bytes)")
     try:
         with wave.open(str(path), "rb") as wf:
             n_channels = wf.getnchannels()
             width = wf.getsampwidth()
             rate = wf.getframerate()
             raw = wf.readframes(wf.getnframes())
-    except (wave.Error, EOFError, OSError, RuntimeError, struct.error) as exc:
-        raise ArtifactError(path, f"unreadable wav ({exc})") from None
+    except EOFError:
+        raise ArtifactError(path, f"truncated wav ({size} bytes: the header ends early)") from None
+    except (wave.Error, OSError, RuntimeError, struct.error) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ArtifactError(path, f"unreadable wav ({detail})") from None
+    if rate <= 0:
+        raise ArtifactError(path, f"wav header gives sample rate {rate}")
+    return n_channels, width, rate, raw
+
+
+def read_wav(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
+    """Read a PCM wav as float32 mono in [-1, 1] and its sample rate."""
+    samples, rate, _channels = read_wav_channels(path)
+    return samples, rate
+
+
+def read_wav_channels(path: os.PathLike[str] | str) -> tuple[np.ndarray, int, int]:
+    """:func:`read_wav` plus the file's channel count (callers announce a down-mix)."""
+    path = Path(path)
+    n_channels, width, rate, raw = _read_wav_frames(path)
     if width == 2:
         data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     elif width == 4:
@@ -181,7 +289,7 @@ def read_wav(path: os.PathLike[str] | str) -> tuple[np.ndarray, int]:
     if n_channels > 1:
         usable = len(data) - len(data) % n_channels
         data = data[:usable].reshape(-1, n_channels).mean(axis=1)
-    return data, rate
+    return data, rate, n_channels
 
 
 def write_wav(dest: os.PathLike[str] | str, samples: np.ndarray, rate: int) -> None:
@@ -234,6 +342,7 @@ def atomic_dir(dest: os.PathLike[str] | str) -> Iterator[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         sweep_stale_temps(dest)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        _normal_mode(tmp, directory=True)
     except OSError as exc:
         raise _write_error(dest, exc) from exc
     try:

@@ -113,6 +113,16 @@ def _backend_extra(backend: dict[str, Any], identity: dict[str, Any]) -> dict[st
 
 
 def setup_logging(log_file: str | None) -> None:
+    """Log to stderr and the job's log file; an uncaught exception's traceback lands there too.
+
+    Snakemake leaves a script rule's ``log:`` file empty on failure (the traceback
+    goes to Snakemake's own stderr, on SLURM to the scheduler's output file), so a
+    user opening ``logs/...`` saw nothing. The hook writes the traceback through
+    the same handlers, then lets Python print it as before. Warnings (short audio,
+    ...) are logged too.
+    """
+    import sys
+
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +133,29 @@ def setup_logging(log_file: str | None) -> None:
         force=True,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    logging.captureWarnings(True)
+    if not log_file:
+        return
+    file_handler = handlers[-1]
+    previous = getattr(sys.excepthook, "avsbridge_previous", sys.excepthook)
+
+    def log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        if not issubclass(exc_type, KeyboardInterrupt):
+            record = logging.LogRecord(
+                "avsbridge.job",
+                logging.ERROR,
+                __file__,
+                0,
+                "job failed: %s: %s",
+                (exc_type.__name__, exc),
+                (exc_type, exc, tb),
+            )
+            file_handler.handle(record)  # stderr gets Python's own print below
+            file_handler.flush()
+        previous(exc_type, exc, tb)
+
+    log_uncaught.avsbridge_previous = previous  # type: ignore[attr-defined]
+    sys.excepthook = log_uncaught
 
 
 def object_mask_reader(config: dict[str, Any], dataset: str) -> Any:

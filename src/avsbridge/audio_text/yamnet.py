@@ -9,7 +9,13 @@ is what makes the demo profile fast and offline; paper numbers come from Pengi.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,43 @@ from avsbridge.io import ArtifactError, sha256_file
 YAMNET_RATE = 16_000
 YAMNET_INPUT = 15_600  # 0.975 s: the model's fixed input length
 LABEL_FILE = "yamnet_label_list.txt"
+
+
+# LiteRT prints this from C++ on every interpreter (one per job): noise, not news.
+_LITERT_NOISE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.\s*$")
+
+
+@contextlib.contextmanager
+def quiet_litert_info() -> Iterator[None]:
+    """Drop LiteRT's XNNPACK INFO line from fd 2 while an interpreter is built.
+
+    The line comes from native code, so Python's logging cannot filter it: fd 2 is
+    pointed at a temp file for the duration and every *other* line is written
+    back to stderr afterwards, so real errors stay visible.
+    """
+    try:
+        stderr_fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real fd (pytest capture, notebooks)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(stderr_fd)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), stderr_fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, stderr_fd)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                if not _LITERT_NOISE.match(line)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def read_yamnet_labels(model_path: PathLike[str] | str) -> list[str]:
@@ -79,10 +122,11 @@ class YamnetTexter:
         self.threshold = float(threshold)
         self.silence_rms = float(silence_rms)
         try:
-            self._interpreter = Interpreter(
-                model_path=str(self.model_path), num_threads=int(num_threads)
-            )
-            self._interpreter.allocate_tensors()
+            with quiet_litert_info():
+                self._interpreter = Interpreter(
+                    model_path=str(self.model_path), num_threads=int(num_threads)
+                )
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ArtifactError(self.model_path, f"LiteRT cannot load the model ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]

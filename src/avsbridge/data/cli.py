@@ -1,4 +1,4 @@
-"""``avsbridge data``: split statistics of benchmark metadata and the demo generator.
+"""``avsbridge data``: split statistics, a media check, and the demo generator.
 
 ``make-demo`` imports its module only when run, so ``avsbridge data stats``
 keeps working when the demo generator (or one of its optional Debian tools)
@@ -15,7 +15,7 @@ import typer
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Benchmark data: split statistics and the demo benchmark.",
+    help="Benchmark data: split statistics, media check and the demo benchmark.",
 )
 
 
@@ -64,6 +64,76 @@ def stats_command(
         as_json,
         lambda stats: "\n".join(_render_table(stats)),
     )
+
+
+@app.command("check")
+def check_command(
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", help="A dataset of the profile (repeatable; default: all)."),
+    ] = None,
+    configfile: Annotated[
+        Path | None,
+        typer.Option("--configfile", help="Profile (default config/config.yaml, the demo)."),
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="A dataset root instead of a profile.")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="With --root: s4, ms3, avss or v3.")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="With --root: train/val/test (V3: the split file name)."),
+    ] = None,
+    sample_rate: Annotated[
+        int | None,
+        typer.Option("--sample-rate", help="Expected wav rate (default: the most common)."),
+    ] = None,
+    channels: Annotated[
+        int | None,
+        typer.Option("--channels", help="Expected channel count (default: the most common)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Parallel readers (default: CPUs+4).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Read every frame, mask and wav once; print every problem; exit 1 if there is any."""
+    import json
+
+    from avsbridge.data.check import check_config_datasets, check_dataset
+
+    try:
+        if root is not None:
+            if kind is None or dataset or configfile:
+                typer.echo("--root needs --kind, and excludes --dataset/--configfile", err=True)
+                raise typer.Exit(2)
+            spec = {"kind": kind, "root": str(root), "split": split}
+            reports = [
+                check_dataset(
+                    spec,
+                    name=kind,
+                    workers=workers,
+                    sample_rate=sample_rate,
+                    channels=channels,
+                )
+            ]
+        else:
+            from avsbridge.config import REPO_ROOT, load_config
+
+            config = load_config(configfile or REPO_ROOT / "config" / "config.yaml")
+            # relative dataset paths are relative to the project root, as in Snakemake
+            reports = check_config_datasets(config, dataset or None, workers, base=REPO_ROOT)
+    except ValueError as exc:  # ConfigError, unknown dataset, ArtifactError
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in reports], indent=2, sort_keys=True))
+    else:
+        for report in reports:
+            typer.echo(report.render())
+    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
 
 
 @app.command(

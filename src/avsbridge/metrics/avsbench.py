@@ -64,15 +64,28 @@ def check_frame(pred: np.ndarray, gt: np.ndarray, index: int = 0) -> tuple[np.nd
 
 
 def iter_checked_frames(
-    preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]
+    preds: Sequence[np.ndarray],
+    gts: Sequence[np.ndarray],
+    frame_names: Sequence[str] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Checked frames one at a time, so long test sets never sit in memory as float32."""
+    """Checked frames one at a time, so long test sets never sit in memory as float32.
+
+    ``frame_names[i]`` (e.g. ``GT_FILE (clip X, frame 3)``) replaces ``frame i`` in errors.
+    """
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions but {len(gts)} GT masks")
     if len(preds) == 0:
         raise ValueError("no frames to score")
+    if frame_names is not None and len(frame_names) != len(preds):
+        raise ValueError(f"{len(frame_names)} frame names for {len(preds)} frames")
     for index in range(len(preds)):
-        yield check_frame(preds[index], gts[index], index)
+        try:
+            yield check_frame(preds[index], gts[index], index)
+        except ValueError as exc:
+            if frame_names is None:
+                raise
+            problem = str(exc).removeprefix(f"frame {index}: ")
+            raise ValueError(f"{frame_names[index]}: {problem}") from None
 
 
 def _batches(n_frames: int, batch_size: int) -> list[range]:
@@ -175,11 +188,15 @@ class _FrameStats:
 
 
 def _frame_stats(
-    preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], beta2: float, n_thresholds: int
+    preds: Sequence[np.ndarray],
+    gts: Sequence[np.ndarray],
+    beta2: float,
+    n_thresholds: int,
+    frame_names: Sequence[str] | None = None,
 ) -> _FrameStats:
     ious: list[float] = []
     curves: list[np.ndarray | None] = []
-    for prob, gt in iter_checked_frames(preds, gts):
+    for prob, gt in iter_checked_frames(preds, gts, frame_names):
         ious.append(checked_frame_iou(prob, gt))
         curves.append(checked_fscore_curve(prob, gt, beta2, n_thresholds) if gt.any() else None)
     return _FrameStats(np.asarray(ious, dtype=np.float64), curves)
@@ -243,17 +260,19 @@ def score_avsbench(
     gts: Sequence[np.ndarray],
     variant: str = "official",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    frame_names: Sequence[str] | None = None,
 ) -> AVSBenchScores:
     """mIoU and F of a frame list in one pass over the frames.
 
     ``official``: batched F and batch-averaged mIoU (``batch_size`` frames per batch).
     ``pooled``: F from the mean curve of all frames and mIoU over frames; no batch size.
+    ``frame_names`` name the frames in errors (file, clip, frame) instead of an index.
     """
     if variant not in FSCORE_VARIANTS:
         raise ValueError(f"unknown F-score variant {variant!r}; use one of {FSCORE_VARIANTS}")
     if variant == "official":
         _batches(1, batch_size)
-    stats = _frame_stats(preds, gts, F_BETA2, N_THRESHOLDS)
+    stats = _frame_stats(preds, gts, F_BETA2, N_THRESHOLDS, frame_names)
     if variant == "official":
         return AVSBenchScores(
             miou=_mean_iou(stats.ious, batch_size),

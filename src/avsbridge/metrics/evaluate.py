@@ -8,7 +8,7 @@ naming the offending file on any mismatch, and printing one JSON object.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ import numpy as np
 import typer
 from PIL import Image
 
+from avsbridge.data.records import Clip
 from avsbridge.io import ArtifactError, read_image
 from avsbridge.metrics.avsbench import DEFAULT_BATCH_SIZE, score_avsbench
 from avsbridge.metrics.avss import N_CLASSES, score_avss
@@ -140,6 +141,59 @@ def paired_files(pred_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
             f"{len(extra)} prediction(s) without a GT under {gt_dir}: {listed}",
         )
     return [(pred_files[rel], gt_files[rel]) for rel in gt_files]
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, or None when it cannot be opened."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError):
+        return None
+
+
+def read_clip_frames(
+    clips: Sequence[Clip], mask_dirs: Mapping[str, Path]
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Predicted maps, binary GTs and frame names of every annotated frame, in clip order.
+
+    The pipeline's evaluate step: ``mask_dirs`` maps a clip slug to the shard
+    folder holding its predicted masks. A GT whose size differs from its
+    prediction is an :class:`ArtifactError` naming the GT file, the clip, the
+    frame, both sizes and the frame image's size, so the user knows which file
+    is wrong (``avsbridge data check`` finds the same before any model runs).
+    """
+    from avsbridge.io import read_prob_png
+    from avsbridge.segment.run import mask_name
+
+    preds: list[np.ndarray] = []
+    gts: list[np.ndarray] = []
+    names: list[str] = []
+    for clip in clips:
+        folder = mask_dirs.get(clip.slug)
+        if folder is None:
+            raise FileNotFoundError(
+                f"no predicted masks for clip {clip.id} in {sorted(map(str, set(mask_dirs.values())))}"
+            )
+        for k in clip.annotated:
+            gt_path = Path(str(clip.masks[k]))
+            pred_path = Path(folder) / mask_name(clip.slug, k + 1)
+            where = f"clip {clip.id}, frame {k + 1}"
+            pred = read_prob_png(pred_path)
+            gt = (read_image(gt_path, mode="L") > 127).astype(np.float32)
+            if pred.shape != gt.shape:
+                frame = _png_size(Path(clip.frames[k]))
+                shown = f"{frame[0]}x{frame[1]}" if frame else "unreadable"
+                raise ArtifactError(
+                    gt_path,
+                    f"{where}: GT mask is {gt.shape[1]}x{gt.shape[0]} but the prediction "
+                    f"{pred_path} is {pred.shape[1]}x{pred.shape[0]} (frame {clip.frames[k]}: "
+                    f"{shown}); run `avsbridge data check` to list every such file",
+                )
+            preds.append(pred)
+            gts.append(gt)
+            names.append(f"{gt_path} ({where})")
+    return preds, gts, names
 
 
 def _check_protocol(protocol: str) -> None:

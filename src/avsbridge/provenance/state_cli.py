@@ -24,10 +24,12 @@ WorkdirOpt = Annotated[Path, typer.Option(help="the workflow's working directory
 def _results_dir(results: str | None, config: Path) -> str:
     if results:
         return results
-    import yaml
+    from avsbridge.io import ArtifactError, read_yaml
 
     try:
-        return str(yaml.safe_load(config.read_text())["results_dir"])
+        return str(read_yaml(config)["results_dir"])
+    except ArtifactError as exc:
+        raise typer.BadParameter(str(exc)) from None
     except (OSError, KeyError, TypeError) as exc:
         raise typer.BadParameter(f"{config}: cannot read results_dir ({exc})") from None
 

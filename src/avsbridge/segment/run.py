@@ -10,6 +10,7 @@ nothing a later run could mistake for a finished shard.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +25,11 @@ from avsbridge.io import (
     read_json,
     write_prob_png,
 )
+from avsbridge.progress import Progress
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment.base import Segmenter
+
+log = logging.getLogger("avsbridge.segment")
 
 # Backends whose module name does not follow from the config name; others are found
 # by importing every module of the package (each registers itself on import).
@@ -110,6 +114,7 @@ def segment_shard(
         raise ValueError(f"clips of one shard share a slug: {sorted(slugs)}")
     segmenter = load_segmenter(backend, backend_options)
     clip_summaries: dict[str, dict[str, Any]] = {}
+    progress = Progress(f"segment {backend} {Path(out_dir).name}", len(clips), logger=log)
     with atomic_dir(out_dir) as tmp:
         for clip in clips:
             detections = empty_frames = 0
@@ -145,6 +150,7 @@ def segment_shard(
                 "detections": detections,
                 "empty_frames": empty_frames,
             }
+            progress.update()
         atomic_write_json(
             tmp / "_summary.json",
             {

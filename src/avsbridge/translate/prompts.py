@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
+from avsbridge.io import parse_yaml
 
 PROMPTS_RESOURCE = "translator_prompts.yaml"
 
@@ -31,7 +31,7 @@ class StrategyPrompt:
 @functools.cache
 def _load() -> dict[str, Any]:
     text = (resources.files("avsbridge") / "resources" / PROMPTS_RESOURCE).read_text("utf-8")
-    data = yaml.safe_load(text)
+    data = parse_yaml(text, f"avsbridge/resources/{PROMPTS_RESOURCE}")
     if not isinstance(data, dict) or "strategies" not in data:
         raise ValueError(f"{PROMPTS_RESOURCE}: no 'strategies' mapping")
     return data

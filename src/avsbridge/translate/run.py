@@ -20,6 +20,7 @@ from typing import Any
 
 from avsbridge.data.records import Clip
 from avsbridge.io import ArtifactError, atomic_dir, atomic_write_json, read_json
+from avsbridge.progress import Progress
 from avsbridge.translate import TRANSLATORS
 from avsbridge.translate.backends import CallFailed, Translator, TranslatorError
 from avsbridge.translate.cache import CallCache, request_key
@@ -258,11 +259,15 @@ def translate_shard(
     cache = CallCache(Path(cache_dir), offline=offline)
     records: dict[str, dict[str, Any]] = {}
     ledger: dict[str, Any] = {"hits": 0, "calls": 0, "failed": 0, "last_error": ""}
+    progress = Progress(
+        f"translate {backend}/{strategy} {Path(out_dir).name}", len(clip_ids), logger=log
+    )
     for slug in clip_ids:
         clip_id, texts_by_key, alm_calls = _read_alm_texts(alm_dirs, slug, n_frames)
         records[slug] = _translate_clip(
             clip_id, texts_by_key, alm_calls, strategy, translator, identity, cache, ledger
         )
+        progress.update()
     log.info(
         "llm shard %s: %d requests, %d cache hits, %d backend calls, %d failed",
         out_dir,
