@@ -21,6 +21,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data_check.smk"
 include: "workflow/rules/audio_text.smk"
 include: "workflow/rules/translate.smk"
 include: "workflow/rules/segment.smk"

@@ -176,6 +176,21 @@ def prepare_workflow_config(config: dict[str, Any], workflow: Any = None) -> dic
     problems = check_backends(config)
     if workflow is not None:
         problems += check_dvc_profile(config, [str(f) for f in workflow.configfiles])
+        if _will_run_jobs(workflow):
+            from avsbridge.weights import check_weights
+
+            # existence only (each job verifies sha256 when it loads the file)
+            problems += [str(p) for p in check_weights(config, verify=False)]
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def _will_run_jobs(workflow: Any) -> bool:
+    """A real run (not -n, --touch, --summary, --lint) in the main Snakemake process."""
+    return (
+        getattr(workflow, "executor_plugin", None) is not None
+        and not workflow.dryrun
+        and not workflow.touch
+        and workflow.is_main_process
+    )

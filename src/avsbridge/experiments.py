@@ -53,7 +53,7 @@ class Variant:
     def stages(self) -> tuple[str, ...]:
         """The stage families this variant runs through, in order."""
         first = ("weak_labels",) if self.alm == WEAK_LABEL else ("audio_text", "translate")
-        return (*first, "segment", "evaluate")
+        return ("data_check", *first, "segment", "evaluate")
 
     def describe(self, config: dict[str, Any]) -> str:
         """The variant's own configuration, for a report's ``config`` column."""

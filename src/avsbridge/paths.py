@@ -14,6 +14,7 @@ from typing import Any
 # stage family -> output pattern under the profile's results dir. Wildcards are
 # the variant's path values (see :func:`variant_values`) plus ``shard``.
 PATTERNS: dict[str, str] = {
+    "data_check": "checks/{dataset}.json",
     "audio_text": "alm/{dataset}/{alm}/{aprompt}/{shard}",
     "translate": "text/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{shard}",
     "weak_labels": "text/{dataset}/weaklabel/label/none/none/{shard}",
@@ -22,6 +23,7 @@ PATTERNS: dict[str, str] = {
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
+    "checks": "checks",
     "alm": "alm",
     "text": "text",
     "llm_cache": "llm_cache",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from avsbridge.data.records import Clip
-from avsbridge.io import atomic_write_json, read_image, read_json, read_prob_png
+from avsbridge.io import atomic_write_json, read_image, read_json
 from avsbridge.provenance.records import write_record
 from avsbridge.stages import SUMMARY_NAME, JobContext, backend_spec
 
@@ -179,7 +179,7 @@ def audio_text_job(ctx: JobContext) -> None:
     from avsbridge.audio_text.run import describe_shard
 
     clips = shard_clips(config, dataset, shard)
-    backend = backend_spec(config, "audio_text")
+    backend = backend_spec(config, "audio_text", dataset=dataset)
     if backend["name"] != alm:
         raise ValueError(
             f"ALM {alm!r} requested but profile {config['profile']!r} uses {backend['name']!r}"
@@ -269,7 +269,7 @@ def segment_job(ctx: JobContext) -> None:
     from avsbridge.segment.run import segment_shard
 
     clips = shard_clips(config, dataset, shard)
-    backend = backend_spec(config, "segment", vfm)
+    backend = backend_spec(config, "segment", vfm, dataset)
     segment_shard(
         clips,
         text_dir,
@@ -298,7 +298,7 @@ def segment_job(ctx: JobContext) -> None:
 def evaluate_job(ctx: JobContext) -> None:
     """Score one variant over all its shards; counts ALM/LLM calls from the text artifacts."""
     from avsbridge.metrics.avsbench import score_avsbench
-    from avsbridge.segment.run import boxes_name, mask_name
+    from avsbridge.segment.run import boxes_name
 
     config, params, out_file = ctx.config, ctx.params, ctx.output
     dataset = ctx.wildcards["dataset"]
@@ -311,22 +311,15 @@ def evaluate_job(ctx: JobContext) -> None:
     for d in mask_dirs:
         for boxes in Path(d).glob(f"*{boxes_suffix}"):
             by_slug[boxes.name.removesuffix(boxes_suffix)] = Path(d)
-    preds: list[np.ndarray] = []
-    gts: list[np.ndarray] = []
+    from avsbridge.metrics.evaluate import read_clip_frames
+
     n_frames_per_clip = max((c.n_frames for c in clips), default=5)
-    for clip in clips:
-        if clip.slug not in by_slug:
-            raise FileNotFoundError(
-                f"no predicted masks for clip {clip.id} in {list(map(str, mask_dirs))}"
-            )
-        for k in clip.annotated:
-            gt_path = clip.masks[k]
-            assert gt_path is not None
-            preds.append(read_prob_png(by_slug[clip.slug] / mask_name(clip.slug, k + 1)))
-            gts.append(read_object_mask(gt_path))
+    preds, gts, names = read_clip_frames(clips, by_slug, read_gt=read_object_mask)
     batch_frames = int(config["evaluation"]["batch_size"]) * n_frames_per_clip
-    official = score_avsbench(preds, gts, variant="official", batch_size=batch_frames)
-    pooled = score_avsbench(preds, gts, variant="pooled")
+    official = score_avsbench(
+        preds, gts, variant="official", batch_size=batch_frames, frame_names=names
+    )
+    pooled = score_avsbench(preds, gts, variant="pooled", frame_names=names)
     # Only cache-independent facts of the text records (a warm re-run gives the same
     # metrics): hits/calls/$ per report are derived by `avsbridge cache stats`.
     calls = {

@@ -68,6 +68,14 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage(
+            name="data_check",
+            job="avsbridge.data.check:data_check_stage",
+            code=("avsbridge.data",),
+            env="core",
+            fields=("dataset",),
+            summary=None,
+        ),
+        Stage(
             name="audio_text",
             params=("alm",),
             job="avsbridge.pipeline:audio_text_job",
@@ -150,12 +158,14 @@ def stage(name: str) -> Stage:
 
 
 def backend_spec(
-    config: dict[str, Any], stage_name: str, role: str | None = None
+    config: dict[str, Any], stage_name: str, role: str | None = None, dataset: str | None = None
 ) -> dict[str, Any]:
     """``{"name", "options"}`` of the backend a stage runs on this profile.
 
     ``role``: for the VFM, which of ``backends.vfm`` (sam | sam2); for the LLM,
-    "none" selects the no-LLM passthrough.
+    "none" selects the no-LLM passthrough. ``dataset``: its
+    ``backend_options.<backend key>`` override the backend's options (e.g. the demo
+    matcher's vocabulary of a dataset with other classes).
     """
     st = stage(stage_name)
     if st.backend is None:
@@ -167,7 +177,11 @@ def backend_spec(
             raise KeyError(f"profile {config['profile']!r} has no backends.vfm.{role}")
     elif st.backend == "llm" and role == "none":
         return {"name": "none", "options": {}}
-    return {"name": entry["name"], "options": dict(entry.get("options") or {})}
+    options = dict(entry.get("options") or {})
+    if dataset is not None:
+        overrides = config["datasets"][dataset].get("backend_options") or {}
+        options.update(overrides.get(st.backend) or {})
+    return {"name": entry["name"], "options": options}
 
 
 def backend_needs(config: dict[str, Any], stage_name: str, role: str | None = None) -> BackendNeeds:
@@ -208,7 +222,15 @@ def configured_backends(config: dict[str, Any]) -> list[tuple[str, str | None, d
 def check_backends(config: dict[str, Any]) -> list[str]:
     """Problems with the profile's backends: unknown names, options they do not accept."""
     problems: list[str] = []
-    for stage_name, role, spec in configured_backends(config):
+    found = list(configured_backends(config))
+    for dataset, ds in config["datasets"].items():
+        for key in ds.get("backend_options") or {}:
+            for stage_name, role, _ in configured_backends(config):
+                if stage(stage_name).backend == key:
+                    found.append(
+                        (stage_name, role, backend_spec(config, stage_name, role, dataset))
+                    )
+    for stage_name, role, spec in found:
         registry = stage(stage_name).load_registry()
         assert registry is not None
         key = f"backends.{stage(stage_name).backend}" + (f".{role}" if role else "")

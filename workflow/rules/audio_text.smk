@@ -4,6 +4,7 @@
 rule audio_text:
     input:
         audio=shard_audio,
+        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
     output:
         directory(paths.pattern(config, "audio_text")),
     log:
@@ -14,7 +15,7 @@ rule audio_text:
         gpu=stages.gpu_count(config, "audio_text"),
     params:
         code=stage_code("audio_text"),
-        backend=stages.backend_spec(config, "audio_text"),
+        backend=lambda w: stages.backend_spec(config, "audio_text", dataset=w.dataset),
         prompt_key=lambda w: w.aprompt,
     script:
         "../scripts/audio_text.py"

@@ -5,6 +5,7 @@ rule segment:
     input:
         text=lambda w: paths.path(config, "translate", **dict(w.items())),
         metadata=dataset_metadata,
+        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
     output:
         directory(paths.pattern(config, "segment")),
     log:
@@ -15,7 +16,7 @@ rule segment:
         gpu=lambda w: stages.gpu_count(config, "segment", w.vfm),
     params:
         code=stage_code("segment"),
-        backend=lambda w: stages.backend_spec(config, "segment", w.vfm),
+        backend=lambda w: stages.backend_spec(config, "segment", w.vfm, w.dataset),
         text_threshold=config["vfm"]["text_threshold"],
     script:
         "../scripts/segment.py"

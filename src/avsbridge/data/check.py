@@ -443,3 +443,10 @@ def data_check_job(
         raise DatasetCheckError([report])
     atomic_write_json(out_file, report.to_json())
     return report
+
+
+def data_check_stage(ctx: Any) -> None:
+    """The data_check rule's job (avsbridge.stages): one dataset, every file read once."""
+    data_check_job(
+        ctx.config, ctx.wildcards["dataset"], ctx.output, workers=ctx.params.get("workers")
+    )

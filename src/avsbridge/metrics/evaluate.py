@@ -8,7 +8,7 @@ naming the offending file on any mismatch, and printing one JSON object.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -153,7 +153,9 @@ def _png_size(path: Path) -> tuple[int, int] | None:
 
 
 def read_clip_frames(
-    clips: Sequence[Clip], mask_dirs: Mapping[str, Path]
+    clips: Sequence[Clip],
+    mask_dirs: Mapping[str, Path],
+    read_gt: Callable[[Path], np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """Predicted maps, binary GTs and frame names of every annotated frame, in clip order.
 
@@ -180,7 +182,11 @@ def read_clip_frames(
             pred_path = Path(folder) / mask_name(clip.slug, k + 1)
             where = f"clip {clip.id}, frame {k + 1}"
             pred = read_prob_png(pred_path)
-            gt = (read_image(gt_path, mode="L") > 127).astype(np.float32)
+            gt = (
+                read_gt(gt_path)
+                if read_gt is not None
+                else (read_image(gt_path, mode="L") > 127).astype(np.float32)
+            )
             if pred.shape != gt.shape:
                 frame = _png_size(Path(clip.frames[k]))
                 shown = f"{frame[0]}x{frame[1]}" if frame else "unreadable"
