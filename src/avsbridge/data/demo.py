@@ -23,11 +23,14 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from avsbridge.data import demo_semantic
 from avsbridge.data.demo_assets import scenes, sounds
 from avsbridge.data.demo_assets.catalogue import (
     CATEGORIES,
     DISTRACTORS,
     OBJECTS,
+    SEMANTIC_CLASSES,
+    SEMANTIC_EXTRA_OBJECTS,
     category_of_object,
 )
 from avsbridge.data.demo_assets.sprites import find_emoji_font, load_sprites, render_all_sprites
@@ -331,7 +334,8 @@ def vocabulary_json() -> dict:
     }
 
 
-def _manifest_md(seed: int, versions: dict[str, str]) -> str:
+def _manifest_md(seed: int, versions: dict[str, str], semantic: dict | None = None) -> str:
+    semantic_md = demo_semantic.manifest_md(semantic) if semantic else []
     lines = [
         "# Demo benchmark: sources and licences",
         "",
@@ -361,12 +365,15 @@ def _manifest_md(seed: int, versions: dict[str, str]) -> str:
         "|---|---|---|---|---|",
     ]
     for key, info in sounds.SOURCES.items():
-        cats = ", ".join(c.name for c in CATEGORIES.values() if c.source == key)
+        names = [c.name for c in CATEGORIES.values() if c.source == key]
+        names += [f"AVSS {c.name}" for c in SEMANTIC_CLASSES.values() if c.source == key]
+        cats = ", ".join(names)
         lines.append(f"| {key} | {cats} | {info.method} | {info.description} | {info.licence} |")
     lines += [
         "",
         "Room tone (Gaussian noise, -54 dBFS) is added to every clip; silent windows contain only it.",
         "",
+        *semantic_md,
         "## Tool versions",
         "",
         *[f"- {k}: {v}" for k, v in sorted(versions.items())],
@@ -390,6 +397,13 @@ def _environment_versions() -> dict[str, str]:
 # ------------------------------------------------------------------ entry points
 
 
+def _emoji_font() -> Path:
+    font = find_emoji_font()
+    if font is None:
+        raise RuntimeError("Noto Color Emoji is missing: apt-get install fonts-noto-color-emoji")
+    return font
+
+
 def default_cache_dir() -> Path:
     return (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -404,30 +418,38 @@ def generate_demo(
     only: Sequence[str] | None = None,
     vocabulary_dir: Path | None = None,
     cache_dir: Path | None = None,
+    semantic_vocabulary_dir: Path | None = None,
 ) -> None:
     """Write the demo benchmark for ``seed`` under ``out_root`` (replaced atomically).
 
-    ``only`` restricts the output to the named clips (same bytes as in the full
-    run: every clip renders from its own seed). ``vocabulary_dir`` reuses
-    committed sprites instead of rendering the emoji font.
+    ``only`` restricts the output to the named clips, S4/MS3 names or AVSS uids
+    (same bytes as in the full run: every clip renders from its own seed).
+    ``vocabulary_dir`` reuses committed sprites instead of rendering the emoji
+    font; the AVSS subset's extra sprites come from ``semantic_vocabulary_dir``
+    (default: ``AVSBench_semantic/vocabulary`` beside ``vocabulary_dir``).
     """
     out_root = Path(out_root)
     plans = plan_demo(seed)
+    semantic_only: list[str] | None = None
     if only is not None:
-        known = {p.name for p in plans}
+        semantic_known = set(demo_semantic.semantic_uids(seed))
+        known = {p.name for p in plans} | semantic_known
         unknown = sorted(set(only) - known)
         if unknown:
             raise ValueError(f"unknown demo clips: {', '.join(unknown)}")
         plans = [p for p in plans if p.name in set(only)]
+        semantic_only = [u for u in only if u in semantic_known]
     if vocabulary_dir is not None:
         sprites = load_sprites(Path(vocabulary_dir))
     else:
-        font = find_emoji_font()
-        if font is None:
-            raise RuntimeError(
-                "Noto Color Emoji is missing: apt-get install fonts-noto-color-emoji"
-            )
-        sprites = render_all_sprites(font)
+        sprites = render_all_sprites(_emoji_font())
+    if semantic_vocabulary_dir is None and vocabulary_dir is not None:
+        sibling = Path(vocabulary_dir).parent / demo_semantic.SUBDIR / "vocabulary"
+        semantic_vocabulary_dir = sibling if sibling.is_dir() else None
+    if semantic_vocabulary_dir is not None:
+        extras = load_sprites(Path(semantic_vocabulary_dir), SEMANTIC_EXTRA_OBJECTS)
+    else:
+        extras = render_all_sprites(_emoji_font(), SEMANTIC_EXTRA_OBJECTS)
     missing = sounds.missing_tools()
     if missing:
         raise RuntimeError(
@@ -441,6 +463,9 @@ def generate_demo(
         atomic_write_json(tmp / "vocabulary" / "vocabulary.json", vocabulary_json())
         timeline = {p.name: _write_clip(tmp, p, sprites, bank) for p in plans}
         atomic_write_json(tmp / "timeline.json", timeline)
+        semantic = demo_semantic.write_semantic(
+            tmp, seed, {**sprites, **extras}, bank, only=semantic_only
+        )
         atomic_write_text(
             tmp / "Single-source" / "s4_meta_data.csv",
             _csv_text(
@@ -456,7 +481,7 @@ def generate_demo(
             tmp / "Multi-sources" / "ms3_weak_labels.csv",
             _csv_text(["name", "labels"], ms3_weak_label_rows(plans)),
         )
-        atomic_write_text(tmp / "MANIFEST.md", _manifest_md(seed, versions))
+        atomic_write_text(tmp / "MANIFEST.md", _manifest_md(seed, versions, semantic))
         files = {
             path.relative_to(tmp).as_posix(): sha256_file(path)
             for path in sorted(tmp.rglob("*"))
@@ -468,6 +493,7 @@ def generate_demo(
                 "generator": "avsbridge.data.demo.generate_demo",
                 "seed": seed,
                 "clips": [p.name for p in plans],
+                "avss": semantic,
                 "tool_versions": versions,
                 "python_packages": _environment_versions(),
                 "files": files,
