@@ -202,6 +202,8 @@ def test_score_baav_fixed_threshold_parameter_and_errors() -> None:
         score_baav([PRED], [GT.astype(np.uint8) * 255])
     with pytest.raises(ValueError, match="NaN"):
         score_baav([np.full((2, 3), np.nan, F32)], [GT])
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        score_baav([PRED * 255], [GT])
 
 
 # --------------------------------------------------------------------------- BAaV's eval.py

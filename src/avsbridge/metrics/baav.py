@@ -173,6 +173,8 @@ def _check_sample(pred: np.ndarray, gt: np.ndarray, index: int) -> tuple[np.ndar
         pred_arr = pred_arr.astype(np.float32)
     if not np.all(np.isfinite(pred_arr)):
         raise ValueError(f"sample {index}: prediction holds NaN or infinite values")
+    if pred_arr.size and (pred_arr.min() < 0 or pred_arr.max() > 1):
+        raise ValueError(f"sample {index}: prediction values outside [0, 1] (pass probabilities)")
     if gt_arr.dtype != bool and not np.isin(gt_arr, (0, 1)).all():
         raise ValueError(f"sample {index}: GT must be binary (0/1 or bool); see prepare_gt")
     return pred_arr, gt_arr.astype(bool)
