@@ -16,6 +16,7 @@ def _shared_path(env: str, default: Path) -> Path:
 
 SHARED_FIXTURES = _shared_path("AVSBRIDGE_FIXTURES", REPO.parent / "shared" / "fixtures")
 WEIGHTS_MIRROR = _shared_path("AVSBRIDGE_WEIGHTS_MIRROR", REPO.parent / "shared" / "weights")
+SHARED_UPSTREAM = _shared_path("AVSBRIDGE_UPSTREAM", REPO.parent / "shared" / "upstream")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -50,3 +51,17 @@ def weights_mirror() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def baav_upstream() -> Path:
+    """BAaV's own code (cid2rrrr/BAaV @ 149358d, MIT): read by path, never copied."""
+    return _need(SHARED_UPSTREAM / "BAaV" / "eval.py", "BAaV upstream code").parent
+
+
+@pytest.fixture(scope="session")
+def avsbench_upstream() -> Path:
+    """The official AVSBench AVSS scripts (OpenNLPLab/AVSBench @ f7414af): read by path."""
+    avss = SHARED_UPSTREAM / "AVSBench" / "avs_scripts" / "avss"
+    _need(avss / "utils" / "compute_color_metrics.py", "AVSBench upstream code")
+    return avss

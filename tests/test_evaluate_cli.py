@@ -109,7 +109,7 @@ def test_batch_size_option_and_frame_protocol(trees: tuple[Path, Path]) -> None:
 def test_zeroshot_protocol_scores_in_unit_range(trees: tuple[Path, Path]) -> None:
     pred_dir, gt_dir = trees
     code, out = _run(
-        "--pred", str(pred_dir), "--gt", str(gt_dir), "--protocol", "zeroshot", "--json"
+        "--pred", str(pred_dir), "--gt", str(gt_dir), "--protocol", "zeroshot-sslalign", "--json"
     )
     assert code == 0, out
     scores = json.loads(out)
@@ -261,7 +261,7 @@ def test_zeroshot_exact_topk_rule_option(tmp_path: Path) -> None:
         "--gt",
         str(tmp_path / "gt"),
         "--protocol",
-        "zeroshot",
+        "zeroshot-sslalign",
         "--json",
     )
     code, out = _run(*args)
@@ -273,3 +273,64 @@ def test_zeroshot_exact_topk_rule_option(tmp_path: Path) -> None:
     assert scores["miou"] == 1.0 and scores["ciou"] == 1.0 and scores["topk_rule"] == "exact"
     code, out = _run(*args, "--topk-rule", "median")
     assert code == 2 and "--topk-rule" in out
+
+
+# --------------------------------------------------------------------------- zeroshot-baav
+
+
+def test_zeroshot_baav_protocol_reads_raw_grey_gt(tmp_path: Path) -> None:
+    """GT PNGs at their own size are resized to 224 and binarised at 128, as BAaV's eval.py."""
+    from avsbridge.metrics.baav import prepare_gt, score_baav
+
+    rng = np.random.default_rng(5)
+    preds, gts = [], []
+    for i in range(3):
+        gt = np.zeros((60, 80), np.uint8)
+        gt[10 + i : 40, 20 : 50 + i] = 200  # grey, not 255: the >= 128 rule after resizing
+        write_png(tmp_path / "gt" / f"{i}.png", gt)
+        pred = rng.integers(0, 256, (224, 224), dtype=np.uint8)
+        write_png(tmp_path / "pred" / f"{i}.png", pred)
+        preds.append(pred.astype(np.float32) / 255.0)
+        gts.append(prepare_gt(gt))
+    args = ("--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"))
+    code, out = _run(*args, "--protocol", "zeroshot-baav", "--json")
+    assert code == 0, out
+    scores = json.loads(out)
+    expected = score_baav(preds, gts)
+    assert scores["protocol"] == "zeroshot-baav"
+    for key in ("ciou", "auc", "miou", "fscore", "j", "f", "mean_iou_fixed", "n_samples"):
+        assert scores[key] == pytest.approx(expected[key]), key
+    assert scores["n_adaptive_iou_nan"] == 0 and scores["fixed_threshold"] == 0.5
+    code, out = _run(*args, "--protocol", "zeroshot-baav", "--fixed-threshold", "0.35", "--json")
+    assert code == 0, out
+    assert json.loads(out)["j"] == pytest.approx(score_baav(preds, gts, 0.35)["j"])
+
+
+def test_zeroshot_baav_nan_is_null_in_json_and_bad_gt_mode(tmp_path: Path) -> None:
+    write_png(tmp_path / "gt" / "0.png", np.zeros((10, 10), np.uint8))  # empty GT
+    write_png(tmp_path / "pred" / "0.png", np.zeros((30, 30), np.uint8))  # all zero, resized
+    args = ("--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"))
+    code, out = _run(*args, "--protocol", "zeroshot-baav", "--json")
+    assert code == 0, out
+    scores = json.loads(out)
+    assert scores["miou"] is None and scores["mean_iou_adaptive"] is None  # NaN, as eval.py
+    assert scores["n_adaptive_iou_nan"] == 1 and scores["n_empty_gt"] == 1
+    assert scores["j"] == 0.0 and scores["f"] == 0.0 and scores["ciou"] == 0.0
+    code, out = _run(*args, "--protocol", "zeroshot-baav")
+    assert code == 0 and "miou: nan" in out
+    # a palette GT: eval.py would threshold palette indices; refused, naming the file
+    bad = tmp_path / "gt" / "0.png"
+    img = Image.fromarray(np.zeros((10, 10), np.uint8), mode="P")
+    img.putpalette([0, 0, 0, 255, 255, 255])
+    img.save(bad)
+    with pytest.raises(ArtifactError, match="mode L") as info:
+        evaluate_dirs(tmp_path / "pred", tmp_path / "gt", "zeroshot-baav")
+    assert info.value.path == bad
+
+
+def test_retired_zeroshot_name_says_what_to_use(trees: tuple[Path, Path]) -> None:
+    pred_dir, gt_dir = trees
+    code, out = _run("--pred", str(pred_dir), "--gt", str(gt_dir), "--protocol", "zeroshot")
+    assert code == 2 and "zeroshot-baav" in out and "zeroshot-sslalign" in out
+    with pytest.raises(ValueError, match="was split"):
+        score_frames([], "zeroshot")

@@ -10,10 +10,38 @@ What the official code does, reproduced here:
   F_c = (1 + b2) P R / (b2 P + R) with b2 = 0.3 and 0/0 cases set to 0.
 * Per class, frame IoUs and Fs are summed and divided by the number of frames in
   which the class occurs in prediction or GT (``cls_count``): a mean of frame scores,
-  not pooled intersection / union. ``miou`` / ``fscore`` then average over the
-  classes that occurred at least once (the official per-batch print); the official
-  final line averages over all ``n_classes`` with absent classes as 0 -- reported as
-  ``miou_all_classes`` / ``fscore_all_classes``; the two agree when every class occurs.
+  not pooled intersection / union.
+* The official code yields **two** AVSS numbers from those per-class scores
+  (:data:`OFFICIAL_AVSS_NUMBERS`):
+
+  - the per-batch print of ``test.py`` (``n_iter: ..., iou: ..., F_score: ...``; after
+    the last batch it covers the whole test set): the mean over the classes that
+    occurred at least once -- ``miou_present_classes`` / ``fscore_present_classes``
+    (also ``miou`` / ``fscore``, this module's historical keys);
+  - the final ``logger.info('test | cls ..., miou: ..., F_score: ...')`` line: the mean
+    over all ``n_classes`` (71) with never-occurring classes as 0 --
+    ``miou_all_classes`` / ``fscore_all_classes``.
+
+  They agree only when every class occurs in prediction or GT. On the real test split
+  four categories never sound (axe, clipper, harmonica, utv are in no test row's
+  ``a_obj`` of ``metadata.csv``), so unless a model predicts them somewhere the
+  all-class mean divides the same sum by 71 instead of 67 and is the smaller number.
+* Which number each paper reports (:data:`PAPER_AVSS_NUMBER`): SSP and TeSO both
+  report the final all-71-class mean. SSP: its baseline and ablation start row is
+  AAVS / Stepping Stones (48.5 / 53.2, SSP Tables 1-2), whose released evaluation
+  (GeWu-Lab/Stepping-Stones ``avss/scripts/evaluation.py``) computes only
+  ``mean(miou_pc)`` over ``N_CLASSES = 71`` with NaN -> 0 and prints those numbers in its
+  README. TeSO: its repository (GeWu-Lab/Sounding-Object-Segmentation-Preference)
+  ships no AVSS evaluation; it comes from the same group and code line as Stepping
+  Stones (identical binary ``mask_iou`` / ``Eval_Fmeasure`` helpers), whose only AVSS
+  evaluation is that all-class mean, and its AVSS table copies AVSBench's 29.8 / 0.352,
+  the number AVSBench's final log line gives. Weaker evidence for TeSO than for SSP;
+  see the report note.
+* Not reproduced: the official ``miou_noBg`` drops the *last* class id
+  (``miou_pc[:-1]``), not background 0; ``miou_no_bg`` here drops ``background_index``
+  over present classes and is not an official number. Also note ``test.py`` at
+  f7414af unpacks three values from ``calc_color_miou_fscore``, which returns four, so
+  the script as published stops with a ValueError before its first print.
 * ``miou_pooled`` is the other common convention (intersection and union summed per
   class over all frames, then the mean over present classes), given for comparison.
 
@@ -30,6 +58,25 @@ import numpy as np
 
 N_CLASSES = 71
 F_BETA2 = 0.3
+
+#: The two numbers of the official AVSS test code -> (mIoU key, F key) of :func:`score_avss`.
+OFFICIAL_AVSS_NUMBERS: dict[str, tuple[str, str]] = {
+    "per_batch_print": ("miou_present_classes", "fscore_present_classes"),
+    "final_log_line": ("miou_all_classes", "fscore_all_classes"),
+}
+
+#: Which official number each paper's AVSS columns report (evidence: module docstring).
+PAPER_AVSS_NUMBER: dict[str, str] = {"ssp": "final_log_line", "teso": "final_log_line"}
+
+
+def paper_avss_keys(paper: str) -> tuple[str, str]:
+    """(mIoU key, F key) of :func:`score_avss` that fill ``paper``'s AVSS columns."""
+    try:
+        return OFFICIAL_AVSS_NUMBERS[PAPER_AVSS_NUMBER[paper]]
+    except KeyError:
+        raise ValueError(
+            f"no AVSS number recorded for paper {paper!r}; known: {sorted(PAPER_AVSS_NUMBER)}"
+        ) from None
 
 
 def _check_labels(
@@ -100,9 +147,13 @@ def score_avss(
     def _mean(values: np.ndarray, mask: np.ndarray) -> float:
         return float(values[mask].mean()) if mask.any() else 0.0
 
+    miou_present = _mean(per_class_iou, present)
+    fscore_present = _mean(per_class_f, present)
     return {
-        "miou": _mean(per_class_iou, present),
-        "fscore": _mean(per_class_f, present),
+        "miou": miou_present,
+        "fscore": fscore_present,
+        "miou_present_classes": miou_present,
+        "fscore_present_classes": fscore_present,
         "miou_all_classes": float(per_class_iou.mean()),
         "fscore_all_classes": float(per_class_f.mean()),
         "miou_no_bg": _mean(per_class_iou, present_no_bg),

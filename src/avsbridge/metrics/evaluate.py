@@ -1,14 +1,18 @@
 """``avsbridge evaluate``: score a folder of predicted PNGs against a folder of GT PNGs.
 
-The metric modules are pure numpy; this module owns the file side: pairing the two
-trees by relative path, reading PNGs (probability maps, binary masks, AVSS labels),
-naming the offending file on any mismatch, and printing one JSON object.
+The metric modules are pure numpy; this module owns the protocol registry
+(:data:`PROTOCOLS`: name -> what it equals) and the file side: pairing the two
+trees by relative path, reading PNGs (probability maps, binary masks, AVSS labels,
+raw grey GTs for ``zeroshot-baav``), naming the offending file on any mismatch, and
+printing one JSON object.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,11 +22,56 @@ from PIL import Image
 
 from avsbridge.data.records import Clip
 from avsbridge.io import ArtifactError, read_image
+from avsbridge.metrics import baav
 from avsbridge.metrics.avsbench import DEFAULT_BATCH_SIZE, score_avsbench
 from avsbridge.metrics.avss import N_CLASSES, score_avss
 from avsbridge.metrics.zeroshot import TOPK_RULES, score_zeroshot
 
-PROTOCOLS = ("avsbench", "avsbench-frame", "avss", "zeroshot")
+
+@dataclass(frozen=True)
+class Protocol:
+    """One evaluation protocol: the official code it equals and what its inputs are."""
+
+    name: str
+    reference: str  # the official code (file, commit) whose numbers it reproduces
+    inputs: str  # "probability" (maps in [0, 1] + binary GT), "labels" (AVSS class ids)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol(
+            "avsbench",
+            "AVSBench avs_scripts/avs_{s4,ms3}/test.py + utils/utility.py (f7414af), batched F",
+            "probability",
+        ),
+        Protocol(
+            "avsbench-frame", "AVSBench mIoU with a batch-independent pooled F", "probability"
+        ),
+        Protocol(
+            "avss",
+            "AVSBench avs_scripts/avss/test.py + utils/compute_color_metrics.py (f7414af)",
+            "labels",
+        ),
+        Protocol(
+            "zeroshot-sslalign",
+            "SSLalign Evaluator_iiou / Evaluator_miou: F over a threshold sweep, empty GT"
+            " skipped in F, empty-GT J = background accuracy",
+            "probability",
+        ),
+        Protocol(
+            baav.PROTOCOL,
+            "BAaV eval.py + utils/utils.py (149358d): GT resized to 224, single-mask F over"
+            " all samples; the protocol of BAaV Tables 1-3",
+            "probability",
+        ),
+    )
+}
+#: Retired names -> the message that says what to use instead.
+RETIRED_PROTOCOLS: dict[str, str] = {
+    "zeroshot": "'zeroshot' was split: use 'zeroshot-baav' (BAaV's eval.py, the BAaV tables) or"
+    " 'zeroshot-sslalign' (the earlier SSLalign-code variant)",
+}
 _SINGLE_CHANNEL_MODES = ("L", "P", "1")
 _COLOUR_MODES = ("RGB", "RGBA")
 _MAX_LISTED = 3  # how many missing/extra files an error message names
@@ -203,8 +252,31 @@ def read_clip_frames(
 
 
 def _check_protocol(protocol: str) -> None:
+    if protocol in RETIRED_PROTOCOLS:
+        raise ValueError(RETIRED_PROTOCOLS[protocol])
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+
+
+def score_baav_frames(
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    fixed_threshold: float = baav.FIXED_THRESHOLD,
+) -> dict[str, Any]:
+    """``zeroshot-baav`` over (probability map, raw GT) samples, streamed one at a time.
+
+    The GT is the mask as read from its file: 8-bit grey (or bool, read as 0/255) at
+    any size; it is resized to 224 x 224 and binarised at 128 as eval.py does. A
+    prediction not at 224 x 224 is resized bilinearly like BAaV's model output.
+    """
+    if not 0.0 <= fixed_threshold <= 1.0:
+        raise ValueError(f"fixed_threshold must lie in [0, 1], got {fixed_threshold}")
+    samples = (
+        baav.score_sample(
+            baav.resize_prediction(pred), baav.prepare_gt(gt), fixed_threshold, index=i
+        )
+        for i, (pred, gt) in enumerate(pairs)
+    )
+    return baav.summarize(samples, fixed_threshold)
 
 
 def score_frames(
@@ -212,16 +284,22 @@ def score_frames(
     protocol: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     topk_rule: str = "official",
+    fixed_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Score in-memory (prediction, GT) frames under one protocol; the pipeline's entry point.
 
-    avsbench / avsbench-frame / zeroshot: probability maps in [0, 1] and binary GT;
-    avss: integer label maps. ``batch_size`` (frames per official batch) only
-    affects ``avsbench``; ``topk_rule`` only ``zeroshot`` (see
-    :mod:`avsbridge.metrics.zeroshot`). The dict always has ``protocol``, ``miou``, ``fscore``,
+    avsbench / avsbench-frame / zeroshot-sslalign: probability maps in [0, 1] and binary
+    GT; zeroshot-baav: probability maps and the raw GT (see :func:`score_baav_frames`);
+    avss: integer label maps. ``batch_size`` (frames per official batch) only affects
+    ``avsbench``; ``topk_rule`` only ``zeroshot-sslalign`` (see
+    :mod:`avsbridge.metrics.zeroshot`); ``fixed_threshold`` (default: the protocol's, 0.5)
+    the two zero-shot protocols. The dict always has ``protocol``, ``miou``, ``fscore``,
     ``fscore_variant``, ``batch_size`` and ``n_frames``.
     """
     _check_protocol(protocol)
+    threshold = 0.5 if fixed_threshold is None else float(fixed_threshold)
+    if protocol == baav.PROTOCOL:
+        return {"protocol": protocol, **score_baav_frames(pairs, threshold)}
     frames = list(pairs)
     preds = [p for p, _ in frames]
     gts = [g for _, g in frames]
@@ -233,24 +311,38 @@ def score_frames(
         result = score_avss(preds, gts)
         result["batch_size"] = None
     else:
-        result = score_zeroshot(preds, gts, topk_rule=topk_rule)
+        result = score_zeroshot(preds, gts, threshold=threshold, topk_rule=topk_rule)
     return {"protocol": protocol, **result}
 
 
-def evaluate_dirs(
-    pred_dir: Path,
-    gt_dir: Path,
-    protocol: str,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    topk_rule: str = "official",
-) -> dict[str, Any]:
-    """Read and pair two PNG trees, then :func:`score_frames` them (frames in sorted path order)."""
-    _check_protocol(protocol)
-    frames: list[tuple[np.ndarray, np.ndarray]] = []
-    for pred_path, gt_path in paired_files(Path(pred_dir), Path(gt_dir)):
-        if protocol == "avss":
+def read_grey_gt(path: Path) -> np.ndarray:
+    """An 8-bit grey GT as stored, for ``zeroshot-baav`` (eval.py resizes it before binarising).
+
+    Only mode ``L`` files: eval.py reads other modes wrongly (a bilevel or palette PNG
+    becomes an empty or index mask; a colour GT crashes it), so they are refused here.
+    """
+    raw = read_image(path, mode="keep")
+    mode = _png_mode(path)
+    if mode != "L":
+        raise ArtifactError(
+            path,
+            f"zeroshot-baav needs an 8-bit grey (mode L) GT, got mode {mode}; BAaV's eval.py"
+            " resizes and thresholds the stored values, so convert the mask to 0/255 grey",
+        )
+    return raw
+
+
+def _read_pairs(
+    pairs: list[tuple[Path, Path]], protocol: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    inputs = PROTOCOLS[protocol].inputs
+    for pred_path, gt_path in pairs:
+        if inputs == "labels":
             gt = read_label_map(gt_path)
             pred = read_label_map(pred_path)
+        elif protocol == baav.PROTOCOL:
+            yield read_prediction(pred_path), read_grey_gt(gt_path)
+            continue  # sizes may differ: both go to 224 x 224
         else:
             gt = read_binary_gt(gt_path)
             pred = read_prediction(pred_path)
@@ -260,8 +352,32 @@ def evaluate_dirs(
                 f"size {pred.shape[1]}x{pred.shape[0]} differs from GT {gt_path}"
                 f" size {gt.shape[1]}x{gt.shape[0]}",
             )
-        frames.append((pred, gt))
-    return score_frames(frames, protocol, batch_size, topk_rule)
+        yield pred, gt
+
+
+def evaluate_dirs(
+    pred_dir: Path,
+    gt_dir: Path,
+    protocol: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    topk_rule: str = "official",
+    fixed_threshold: float | None = None,
+) -> dict[str, Any]:
+    """Read and pair two PNG trees, then :func:`score_frames` them (frames in sorted path order)."""
+    _check_protocol(protocol)
+    pairs = paired_files(Path(pred_dir), Path(gt_dir))
+    return score_frames(
+        _read_pairs(pairs, protocol), protocol, batch_size, topk_rule, fixed_threshold
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (the adaptive mean IoU of zeroshot-baav can be NaN) becomes null in JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def evaluate_command(
@@ -284,24 +400,37 @@ def evaluate_command(
         str,
         typer.Option(
             "--topk-rule",
-            help="zeroshot only: 'official' (SSLalign: pred > k-th largest; drops ties) or "
-            "'exact' (exactly k pixels; use for binary or 8-bit tied maps).",
+            help="zeroshot-sslalign only: 'official' (SSLalign: pred > k-th largest; drops "
+            "ties) or 'exact' (exactly k pixels; use for binary or 8-bit tied maps).",
         ),
     ] = "official",
+    fixed_threshold: Annotated[
+        float,
+        typer.Option(
+            "--fixed-threshold",
+            min=0.0,
+            max=1.0,
+            help="zero-shot protocols: threshold of the fixed masks (J, F); 0.5 is eval.py's. "
+            "BAaV's paper uses each RIS model's own threshold.",
+        ),
+    ] = 0.5,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score predicted masks against GT masks under a benchmark protocol."""
+    if protocol in RETIRED_PROTOCOLS:
+        raise typer.BadParameter(RETIRED_PROTOCOLS[protocol], param_hint="--protocol")
     if protocol not in PROTOCOLS:
         raise typer.BadParameter(f"use one of {', '.join(PROTOCOLS)}", param_hint="--protocol")
     if topk_rule not in TOPK_RULES:
         raise typer.BadParameter(f"use one of {', '.join(TOPK_RULES)}", param_hint="--topk-rule")
     try:
-        scores = evaluate_dirs(pred, gt, protocol, batch_size, topk_rule)
+        scores = evaluate_dirs(pred, gt, protocol, batch_size, topk_rule, fixed_threshold)
     except ArtifactError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     if json_out:
-        typer.echo(json.dumps(scores, sort_keys=True))
+        safe = {key: _json_safe(value) for key, value in scores.items()}
+        typer.echo(json.dumps(safe, sort_keys=True, allow_nan=False))
         return
     for key, value in scores.items():
         if isinstance(value, list):

@@ -1,8 +1,12 @@
-"""Zero-shot AVS protocol of BAaV / SSLalign: cIoU, AUC, mIoU, F (adaptive) and J, F (fixed).
+"""Protocol ``zeroshot-sslalign``: cIoU, AUC, mIoU, F (adaptive) and J, F (fixed), SSLalign code.
 
 Written from the SSLalign evaluation code (``Evaluator_iiou.cal_CIOU`` /
 ``finalize_AUC`` / ``finalize_cIoU`` and ``Evaluator_miou`` in ``utils.py``, the
-adaptive threshold in ``test.py``) and BAaV section 4.3. Checked details:
+adaptive threshold in ``test.py``). It is *not* BAaV's ``eval.py``: F here sweeps
+255 thresholds over the binarised mask and skips empty-GT samples, and J scores an
+empty GT as background accuracy; BAaV's tables use :mod:`avsbridge.metrics.baav`
+(``zeroshot-baav``); the two disagree most on data with empty GT.
+Checked details:
 
 * Adaptive top-k: k = number of GT pixels (HW // 2 when the GT is empty); the
   threshold is ``sorted(pred)[HW - k]`` (ascending) and the mask is ``pred > thr``
@@ -46,6 +50,7 @@ from avsbridge.metrics.avsbench import (
 AUC_STEPS = 21  # thresholds 0.0, 0.05, ..., 1.0
 CIOU_IOU_THRESHOLD = 0.5
 TOPK_RULES = ("official", "exact")
+PROTOCOL = "zeroshot-sslalign"
 
 
 def _adaptive_threshold(prob: np.ndarray, gt: np.ndarray) -> float:
