@@ -65,3 +65,11 @@ def avsbench_upstream() -> Path:
     avss = SHARED_UPSTREAM / "AVSBench" / "avs_scripts" / "avss"
     _need(avss / "utils" / "compute_color_metrics.py", "AVSBench upstream code")
     return avss
+
+
+@pytest.fixture(scope="session")
+def demo_slice(tmp_path_factory, weights_mirror):
+    """The real rules run once per session on a 2-clip demo slice (workflow + audit tests)."""
+    from workflow_helpers import build_slice
+
+    return build_slice(tmp_path_factory.mktemp("slice"))

@@ -10,25 +10,26 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from workflow_helpers import build_slice, slice_config
+from workflow_helpers import slice_config
 
 from avsbridge.cli import app
 from avsbridge.io import atomic_write_json
 from avsbridge.provenance.audit import _Auditor
 from avsbridge.provenance.records import scrub, write_record
 
+pytestmark = pytest.mark.slow  # real Snakemake/DVC runs: `pytest -m 'not slow'` skips them
+
 RUNNER = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, weights_mirror):
-    return build_slice(tmp_path_factory.mktemp("audit"))
+@pytest.fixture()
+def built(demo_slice):
+    return demo_slice
 
 
 def _audit(work: Path, configfile: Path, *args: str) -> tuple[int, str]:
@@ -57,14 +58,12 @@ def _one(root: Path, pattern: str) -> Path:
     return found[0]
 
 
-def test_fresh_run_passes_quickly(built):
+def test_fresh_run_passes(built):
+    """(Its speed is a figure of bench/local_speed.py --audit, not a timed test.)"""
     _, work, configfile = built
-    started = time.perf_counter()
     code, out = _audit(work, configfile)
-    elapsed = time.perf_counter() - started
     assert code == 0, out
     assert "OK:" in out and "s4_miou" in out and "Generate audio caption" in out
-    assert elapsed < 15, f"audit of table1 took {elapsed:.1f} s"
 
 
 def test_json_lineage_reaches_audio_and_frames(built):

@@ -189,3 +189,15 @@ def test_cli_values_are_typed_and_any_key_can_be_set(demo_config):
     assert (demo_config["llm"]["strategy"], demo_config["evaluation"]["batch_size"]) == ("pc", 2)
     with pytest.raises(ConfigError, match="not KEY=VALUE"):
         prepare_workflow_config({**demo_config, "set": "vfm.box_threshold"})
+
+
+def test_missing_dataset_roots_are_listed_at_once(repo_root):
+    from avsbridge.config import check_dataset_roots
+
+    config = load_config(repo_root / "config" / "paper.yaml")
+    config["datasets"]["s4"]["root"] = "/nowhere/AVSBench_object"
+    problems = check_dataset_roots(config)
+    assert len(problems) == len(config["datasets"])
+    assert problems[0].startswith("datasets.s4.root: no s4 split list under /nowhere")
+    assert "opennlplab" in problems[0]
+    assert check_dataset_roots(load_config()) == []  # the demo ships its data

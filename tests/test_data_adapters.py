@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import timeit
 import types
 from collections import Counter
 from pathlib import Path
@@ -202,12 +201,20 @@ def test_avss_metadata_real_counts(avsbench_meta: Path) -> None:
     assert all(c.annotated == [0] for c in v1s_train)
 
 
-def test_avss_metadata_loads_fast_and_lazily(avsbench_meta: Path) -> None:
+def test_avss_metadata_loads_lazily(avsbench_meta: Path, monkeypatch) -> None:
+    """The media are absent: lazy loading must not touch them (speed: bench/local_speed.py)."""
     root = avsbench_meta / "v3"
-    # The media are absent: lazy loading must not touch them.
-    best = min(timeit.repeat(lambda: load_avss(root), number=1, repeat=5))
-    assert best < 1.0, f"loading metadata.csv took {best:.2f} s"
+    opened: list[str] = []
+    real_open = Path.open
+
+    def spy(self, *args, **kwargs):
+        opened.append(str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", spy)
     clips = load_avss(root)
+    monkeypatch.undo()
+    assert all(p.endswith((".csv", ".json")) for p in opened), opened
     assert len(clips) == 11356
     assert not clips[0].frames[0].exists()
 

@@ -26,6 +26,8 @@ from workflow_helpers import planned_jobs
 
 from avsbridge.provenance.records import tree_hashes
 
+pytestmark = pytest.mark.slow  # real Snakemake/DVC runs: `pytest -m 'not slow'` skips them
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = "results/demo"

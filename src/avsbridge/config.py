@@ -161,6 +161,37 @@ def check_dvc_profile(config: dict[str, Any], configfiles: list[str]) -> list[st
     return problems
 
 
+# Where each benchmark layout comes from (the README's "Paper profile" section has the steps).
+DATA_SOURCES = {
+    "s4": "AVSBench-object (Single-source), https://opennlplab.github.io/AVSBench/",
+    "ms3": "AVSBench-object (Multi-sources), https://opennlplab.github.io/AVSBench/",
+    "avss": "AVSBench-semantic, https://opennlplab.github.io/AVSBench/",
+    "v3": "AVSBench-semantic + the V3 split files (GeWu-Lab/Generalizable-Audio-Visual-Segmentation)",
+}
+
+
+def check_dataset_roots(config: dict[str, Any], base: Path | None = None) -> list[str]:
+    """Every configured dataset whose split list is missing, all at once, with the key to edit."""
+    from avsbridge.pipeline import metadata_file
+
+    problems = []
+    for name, spec in config["datasets"].items():
+        root = Path(spec["root"])
+        if base is not None and not root.is_absolute():
+            root = base / root
+        try:
+            listed = Path(metadata_file({"datasets": {name: {**spec, "root": str(root)}}}, name))
+            present = listed.is_file()
+        except (ValueError, OSError):
+            present = False
+        if not present:
+            problems.append(
+                f"datasets.{name}.root: no {spec['kind']} split list under {root} "
+                f"(edit datasets.{name}.root in the profile; data: {DATA_SOURCES[spec['kind']]})"
+            )
+    return problems
+
+
 def prepare_workflow_config(config: dict[str, Any], workflow: Any = None) -> dict[str, Any]:
     """Everything the Snakefile does with its config before building the DAG.
 
@@ -173,7 +204,7 @@ def prepare_workflow_config(config: dict[str, Any], workflow: Any = None) -> dic
     validate_config(config, source="config (params.yaml + profile + --config)")
     from avsbridge.stages import check_backends
 
-    problems = check_backends(config)
+    problems = check_backends(config) + check_dataset_roots(config)
     if workflow is not None:
         problems += check_dvc_profile(config, [str(f) for f in workflow.configfiles])
         if _will_run_jobs(workflow):
