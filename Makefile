@@ -8,7 +8,10 @@ export AVSBRIDGE_WEIGHTS_MIRROR ?= $(SHARED)/weights
 export AVSBRIDGE_FIXTURES ?= $(SHARED)/fixtures
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
-CORES ?= 8
+# make demo sizes itself to the machine: every CPU (rules declare mem_mb, so Snakemake
+# never runs more model jobs than the memory holds: see MEM_MB).
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+MEM_MB ?= $(shell awk '/MemAvailable/ {printf "%d", $$2 * 0.8 / 1024}' /proc/meminfo 2>/dev/null || echo 4000)
 
 .PHONY: setup demo all test lint fmt clean bench
 
@@ -24,10 +27,10 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $@
 
 demo: setup
-	$(BIN)/snakemake reports/table1.csv --cores $(CORES)
+	$(BIN)/snakemake reports/table1.csv --cores $(CORES) --resources mem_mb=$(MEM_MB)
 
 all: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=$(MEM_MB)
 
 test: setup
 	$(BIN)/pytest -q

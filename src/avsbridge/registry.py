@@ -30,11 +30,13 @@ class BackendNeeds:
     ``gpu``: the job should get a GPU (Snakemake ``resources: gpu``, SLURM ``--gpus``).
     ``env``: conda env file stem under ``envs/`` when it is not the stage's own.
     ``options``: the keyword options the factory accepts (checked at DAG build).
+    ``mem_mb``: peak memory of one job, so Snakemake never runs more at once than fit.
     """
 
     gpu: bool = False
     env: str | None = None
     options: frozenset[str] | None = None
+    mem_mb: int | None = None  # peak memory of one job (None: the stage's default)
 
 
 class Registry(Generic[T]):
@@ -57,13 +59,14 @@ class Registry(Generic[T]):
         gpu: bool = False,
         env: str | None = None,
         options: Iterable[str] | None = None,
+        mem_mb: int | None = None,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorate(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._factories:
                 raise ValueError(f"{self.stage} backend {name!r} registered twice")
             self._factories[name] = factory
             accepted = frozenset(options) if options is not None else _keyword_options(factory)
-            self._needs[name] = BackendNeeds(gpu=gpu, env=env, options=accepted)
+            self._needs[name] = BackendNeeds(gpu=gpu, env=env, options=accepted, mem_mb=mem_mb)
             return factory
 
         return decorate

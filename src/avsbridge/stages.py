@@ -38,6 +38,7 @@ class Stage:
     backend: str | None = None  # config key under ``backends`` that names the backend
     summary: str | None = SUMMARY_NAME  # file every output folder holds (None: a file output)
     gpu_capable: bool = False  # whether the rule declares a gpu resource at all
+    mem_mb: int = 1000  # peak memory of one job unless its backend declares its own
     precondition: Callable[[dict[str, Any], dict[str, Any]], str] | None = field(
         default=None, compare=False
     )
@@ -69,6 +70,7 @@ STAGES: dict[str, Stage] = {
     for s in (
         Stage(
             name="data_check",
+            mem_mb=1000,
             job="avsbridge.data.check:data_check_stage",
             code=("avsbridge.data",),
             env="core",
@@ -77,6 +79,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="audio_text",
+            mem_mb=2000,
             params=("alm",),
             job="avsbridge.pipeline:audio_text_job",
             code=("avsbridge.audio_text", "avsbridge.pipeline"),
@@ -88,6 +91,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="translate",
+            mem_mb=1000,
             params=("alm", "llm"),
             job="avsbridge.pipeline:translate_job",
             code=("avsbridge.translate", "avsbridge.pipeline"),
@@ -98,6 +102,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="weak_labels",
+            mem_mb=500,
             job="avsbridge.pipeline:weak_labels_job",
             code=("avsbridge.translate", "avsbridge.pipeline"),
             env="translate",
@@ -106,6 +111,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="segment",
+            mem_mb=4000,
             params=("vfm",),
             job="avsbridge.pipeline:segment_job",
             code=("avsbridge.segment", "avsbridge.pipeline"),
@@ -117,6 +123,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="evaluate",
+            mem_mb=1500,
             params=("evaluation",),
             job="avsbridge.pipeline:evaluate_job",
             code=("avsbridge.metrics", "avsbridge.pipeline"),
@@ -195,6 +202,11 @@ def backend_needs(config: dict[str, Any], stage_name: str, role: str | None = No
 def gpu_count(config: dict[str, Any], stage_name: str, role: str | None = None) -> int:
     """The ``gpu`` resource of one job (0 or 1), from what its backend declares."""
     return 1 if backend_needs(config, stage_name, role).gpu else 0
+
+
+def mem_mb(config: dict[str, Any], stage_name: str, role: str | None = None) -> int:
+    """The ``mem_mb`` resource of one job: the backend's declared peak, else the stage's."""
+    return backend_needs(config, stage_name, role).mem_mb or stage(stage_name).mem_mb
 
 
 def conda_env(config: dict[str, Any], stage_name: str, role: str | None = None) -> str:

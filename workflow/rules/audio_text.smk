@@ -12,6 +12,7 @@ rule audio_text:
     conda:
         stage_env("audio_text")
     resources:
+        mem_mb=stages.mem_mb(config, "audio_text"),
         gpu=stages.gpu_count(config, "audio_text"),
     params:
         code=stage_code("audio_text"),

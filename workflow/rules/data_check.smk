@@ -12,6 +12,8 @@ rule data_check:
     conda:
         stage_env("data_check")
     threads: 2
+    resources:
+        mem_mb=stages.mem_mb(config, "data_check"),
     params:
         code=stage_code("data_check"),
         workers=8,

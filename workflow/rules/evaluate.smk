@@ -12,6 +12,8 @@ rule evaluate:
         stage_log("evaluate"),
     conda:
         stage_env("evaluate")
+    resources:
+        mem_mb=stages.mem_mb(config, "evaluate"),
     params:
         code=stage_code("evaluate"),
         batch_size=config["evaluation"]["batch_size"],

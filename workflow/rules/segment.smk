@@ -13,6 +13,7 @@ rule segment:
     conda:
         stage_env("segment")
     resources:
+        mem_mb=lambda w: stages.mem_mb(config, "segment", w.vfm),
         gpu=lambda w: stages.gpu_count(config, "segment", w.vfm),
     params:
         code=stage_code("segment"),

@@ -15,6 +15,8 @@ rule translate:
         alm="(?!weaklabel)[a-z0-9-]+",
     conda:
         stage_env("translate")
+    resources:
+        mem_mb=lambda w: stages.mem_mb(config, "translate", w.llm),
     params:
         code=stage_code("translate"),
         backend=lambda w: stages.backend_spec(config, "translate", w.llm),

@@ -32,7 +32,7 @@ DEFAULT_MODEL_ID = "MIT/ast-finetuned-audioset-10-10-0.4593"
 DEFAULT_REVISION = "main"
 
 
-@AUDIO_TEXTERS.register("ast")
+@AUDIO_TEXTERS.register("ast", mem_mb=3000)
 class ASTTagger:
     """ASTForAudioClassification over a batch of 1-s windows, tags templated per prompt."""
 

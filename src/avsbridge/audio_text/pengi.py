@@ -76,7 +76,7 @@ def _strip_generated(text: str, stop_token: str) -> str:
     return " ".join(text.split())
 
 
-@AUDIO_TEXTERS.register("pengi", gpu=True, env="pengi")
+@AUDIO_TEXTERS.register("pengi", gpu=True, env="pengi", mem_mb=12000)
 class PengiTexter:
     """Pengi ``generate`` with one ALM prompt per window, beam search, best beam kept."""
 

@@ -40,7 +40,7 @@ def torch_dtype(name: str, device: str) -> Any:
         raise ValueError(f"unknown torch dtype {name!r}") from None
 
 
-@AUDIO_TEXTERS.register("qwen2audio", gpu=True)
+@AUDIO_TEXTERS.register("qwen2audio", gpu=True, mem_mb=24000)
 class Qwen2AudioTexter:
     """Qwen2-Audio generate(): one chat turn per window (audio + ALM prompt), batched."""
 

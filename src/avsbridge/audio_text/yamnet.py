@@ -85,7 +85,7 @@ def read_yamnet_labels(model_path: PathLike[str] | str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-@AUDIO_TEXTERS.register("yamnet")
+@AUDIO_TEXTERS.register("yamnet", mem_mb=800)
 class YamnetTexter:
     """YAMNet TFLite tagger whose tags are templated into prompt-shaped text.
 

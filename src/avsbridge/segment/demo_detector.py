@@ -683,4 +683,4 @@ class DemoMatcher:
         return result
 
 
-SEGMENTERS.register(BACKEND_NAME)(DemoMatcher)
+SEGMENTERS.register(BACKEND_NAME, mem_mb=1500)(DemoMatcher)

@@ -266,7 +266,7 @@ class GroundingDinoDetector:
         return xyxy, scores, found
 
 
-@SEGMENTERS.register("gdino-sam", gpu=True)
+@SEGMENTERS.register("gdino-sam", gpu=True, mem_mb=16000)
 class GdinoSam:
     """GroundingDINO boxes -> SAM box prompts (batched) -> union mask. Models load once.
 

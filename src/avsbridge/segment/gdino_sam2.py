@@ -39,7 +39,7 @@ SAM2_LARGE_SOURCE = register_source(
 DEFAULT_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 
 
-@SEGMENTERS.register("gdino-sam2", gpu=True)
+@SEGMENTERS.register("gdino-sam2", gpu=True, mem_mb=16000)
 class GdinoSam2:
     """GroundingDINO boxes -> SAM 2.1 box prompts (one batched call) -> union mask.
 

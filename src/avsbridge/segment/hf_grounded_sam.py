@@ -62,7 +62,7 @@ def _load(loader: Any, model: str, revision: str | None) -> Any:
         raise
 
 
-@SEGMENTERS.register("hf-gdino-sam", gpu=True)
+@SEGMENTERS.register("hf-gdino-sam", gpu=True, mem_mb=16000)
 class HfGroundedSam:
     """transformers GroundingDINO -> SAM (all boxes in one pass) -> union mask.
 

@@ -370,4 +370,4 @@ def _stop_at_answer_end(tokenizer: Any, prompt_len: int) -> Any:
     return StopAtAnswerEnd()
 
 
-TRANSLATORS.register("local")(LocalTranslator)
+TRANSLATORS.register("local", mem_mb=2500)(LocalTranslator)

@@ -32,6 +32,6 @@ class NoLLMTranslator:
         return {"backend": "none"}
 
 
-@TRANSLATORS.register("none")
+@TRANSLATORS.register("none", mem_mb=300)
 def make_none_translator() -> NoLLMTranslator:
     return NoLLMTranslator()

@@ -231,4 +231,4 @@ class OpenAITranslator:
         )
 
 
-TRANSLATORS.register("openai")(OpenAITranslator)
+TRANSLATORS.register("openai", mem_mb=500)(OpenAITranslator)
