@@ -48,7 +48,7 @@ def config_with_metrics(tmp_path: Path) -> dict:
 def _expected(config: dict, t, row, column_id: str):
     c = row_cells(config, t, row)[column_id]
     value = config["written"][paths.metrics_path(config, c.variant)][c.metric]
-    return value if c.protocol == "calls" else round(value * t.scale, 4)
+    return value if c.protocol == "calls" else round(value * t.scale_of(t.column(column_id)), 4)
 
 
 def test_every_reproduced_cell_reads_its_own_metrics_file(config_with_metrics):

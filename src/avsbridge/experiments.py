@@ -190,8 +190,13 @@ def row_cells(config: dict[str, Any], table: Table, row: Row) -> dict[str, Cell]
     return {c.id: cell(config, table, row, c) for c in table.columns}
 
 
+NO_X_VALUES = "the paper's text gives no x values for this figure (a plot only)"
+
+
 def sweep_values(config: dict[str, Any], table: Table) -> list[Any]:
-    """The x values of a figure: the config list its ``x.values_from`` names."""
+    """The x values of a figure: ``x.values`` as data, or the config list ``x.values_from`` names."""
+    if table.x.get("values"):
+        return list(table.x["values"])
     source = table.x.get("values_from")
     if not source:
         return []
@@ -204,11 +209,18 @@ def sweep_values(config: dict[str, Any], table: Table) -> list[Any]:
 def figure_cells(config: dict[str, Any], table: Table) -> list[tuple[Row, Column, Any, Cell]]:
     """(row, column, x, cell) for every point a figure plots."""
     x_field = table.x.get("id")
+    xs = sweep_values(config, table)
+    if not xs:
+        return [
+            (row, column, None, Cell(None, column.metric or "", NO_X_VALUES, column.protocol or ""))
+            for row in table.rows
+            for column in table.columns
+        ]
     return [
         (row, column, x, cell(config, table, row, column, {x_field: x}))
         for row in table.rows
         for column in table.columns
-        for x in sweep_values(config, table)
+        for x in xs
     ]
 
 

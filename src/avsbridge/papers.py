@@ -36,6 +36,7 @@ class Column:
     protocol: str | None
     set: dict[str, Any] = field(default_factory=dict)
     higher_is_better: bool = True
+    scale: float | None = None  # printed unit of this column when it differs from the table's
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Table:
     def key(self) -> str:
         return f"{self.paper}/{self.id}"
 
+    def scale_of(self, column: Column) -> float:
+        """Printed value = metric in [0, 1] x this (a column's own scale wins)."""
+        return column.scale if column.scale is not None else self.scale
+
     def column(self, column_id: str) -> Column:
         for c in self.columns:
             if c.id == column_id:
@@ -106,6 +111,7 @@ def _column(paper: str, table: str, raw: dict[str, Any]) -> Column:
         protocol=raw.get("protocol"),
         set=dict(raw.get("set") or {}),
         higher_is_better=bool(raw.get("higher_is_better", True)),
+        scale=float(raw["scale"]) if raw.get("scale") is not None else None,
     )
 
 

@@ -54,7 +54,8 @@ def figure_rows(config: dict[str, Any], table: Table) -> list[dict[str, Any]]:
             point["note"] = c.reason
             continue
         path = paths.metrics_path(config, c.variant)
-        point[str(column.metric)] = round(float(read_json(path)[c.metric]) * table.scale, DECIMALS)
+        value = float(read_json(path)[c.metric]) * table.scale_of(column)
+        point[str(column.metric)] = round(value, DECIMALS)
         point["metrics_file"] = path
     return list(points.values())
 

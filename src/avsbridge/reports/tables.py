@@ -17,7 +17,7 @@ from typing import Any
 from avsbridge import paths
 from avsbridge.experiments import Cell, row_cells
 from avsbridge.io import atomic_write_json, atomic_write_text, read_json
-from avsbridge.papers import Row, Table
+from avsbridge.papers import Column, Row, Table
 
 # Private row key: which metrics file and key fill each reproduced cell (not a CSV column).
 SOURCES_KEY = "_sources"
@@ -39,8 +39,8 @@ def row_label(table: Table, row: Row) -> str:
     return f"{row.method} [{info}]" if info else row.method
 
 
-def scaled(table: Table, value: float) -> float:
-    return round(float(value) * table.scale, DECIMALS)
+def scaled(table: Table, column: Column, value: float) -> float:
+    return round(float(value) * table.scale_of(column), DECIMALS)
 
 
 def header_of(table: Table) -> list[str]:
@@ -106,7 +106,8 @@ def reproduced_row(
         path = paths.metrics_path(config, c.variant)
         metrics = metrics_of.setdefault(path, read_json(path))
         value = metrics[c.metric]
-        reproduced[column_id] = value if c.protocol == "calls" else scaled(table, value)
+        column = table.column(column_id)
+        reproduced[column_id] = value if c.protocol == "calls" else scaled(table, column, value)
         files.append(path)
         sources[column_id] = {"metric": c.metric, "metrics_file": path, "protocol": c.protocol}
     reproduced["config"] = _row_config(config, cells)
@@ -174,8 +175,9 @@ def to_markdown(config: dict[str, Any], table: Table, rows: list[dict[str, Any]]
         lines.append("| " + " | ".join(_md_cell(row.get(h, "")) for h in shown) + " |")
     protocols = sorted({f"{c.label}: {c.protocol}" for c in table.columns if c.protocol})
     lines += ["", "Protocols: " + "; ".join(protocols) if protocols else ""]
-    if table.scale != 1:
-        lines.append(f"Numbers are printed x{table.scale:g} (percent), as in the paper.")
+    percent = [c.label for c in table.columns if table.scale_of(c) == 100]
+    if percent:
+        lines.append(f"Printed in percent (x100), as in the paper: {', '.join(percent)}.")
     if table.info_columns:
         lines.append("Flag columns: yes / no stand for the paper's check / cross marks.")
     if table.note:
