@@ -589,9 +589,11 @@ def check_snakemake(
 
 
 def _project_of(report: Path) -> Path:
-    """The workflow folder a report belongs to: the nearest parent holding a Snakefile."""
+    """The workflow's working folder a report belongs to: the nearest parent holding a
+    Snakefile, params.yaml or Snakemake's .snakemake folder (reports may sit deeper,
+    e.g. reports/baav/table1.csv)."""
     for parent in report.parents:
-        if (parent / "Snakefile").is_file():
+        if any((parent / name).exists() for name in ("Snakefile", "params.yaml", ".snakemake")):
             return parent
     return Path.cwd()
 
