@@ -32,15 +32,18 @@ class Registry(Generic[T]):
 
         return decorate
 
-    def create(self, name: str, **options: object) -> T:
+    def factory(self, name: str) -> Callable[..., T]:
+        """The registered factory itself (class attributes such as ``needs_gpu`` live there)."""
         try:
-            factory = self._factories[name]
+            return self._factories[name]
         except KeyError:
             known = ", ".join(sorted(self._factories)) or "none"
             raise UnknownBackendError(
                 f"unknown {self.stage} backend {name!r} (known: {known})"
             ) from None
-        return factory(**options)
+
+    def create(self, name: str, **options: object) -> T:
+        return self.factory(name)(**options)
 
     def names(self) -> list[str]:
         return sorted(self._factories)
