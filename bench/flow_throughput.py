@@ -97,7 +97,11 @@ def bench_one(name: str, args: argparse.Namespace, size: tuple[int, int]) -> dic
     assert len(fields) == len(pairs) and fields[0].shape == (*size, 2)
     return {
         "backend": name,
-        "model": identity.get("model"),
+        "model": (
+            "deepmind/optical-flow-perceiver architecture (random weights)"
+            if name == "perceiver" and not args.tiny
+            else identity.get("model")
+        ),
         "device": getattr(backend, "device", "cpu"),
         "frames": len(pairs),
         "size": list(size),
