@@ -297,3 +297,53 @@ def write_llama_chat(folder: Path, seed: int = 0) -> Path:
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
+
+
+# --- optical flow (RAFT, Perceiver IO) ---------------------------------------------------
+
+# deepmind/optical-flow-perceiver's config.json (the architecture keys; the rest default).
+PERCEIVER_FLOW_FULL: dict[str, Any] = {
+    "d_latents": 512,
+    "d_model": 322,
+    "num_latents": 2048,
+    "num_blocks": 1,
+    "num_self_attends_per_block": 24,
+    "num_self_attention_heads": 16,
+    "num_cross_attention_heads": 1,
+    "cross_attention_shape_for_attention": "kv",
+    "self_attention_widening_factor": 1,
+    "cross_attention_widening_factor": 1,
+    "train_size": [368, 496],
+}
+# The 64-band Fourier encodings and the 54-channel patch stack are fixed in
+# PerceiverForOpticalFlow; latents, depth and the training size shrink.
+PERCEIVER_FLOW_TINY: dict[str, Any] = {
+    **PERCEIVER_FLOW_FULL,
+    "d_latents": 16,
+    "num_latents": 8,
+    "num_self_attends_per_block": 1,
+    "num_self_attention_heads": 1,
+    "train_size": [16, 24],
+}
+
+
+def write_raft_checkpoint(path: Path, model: str = "raft_small", seed: int = 0) -> Path:
+    """A random-initialised torchvision RAFT state dict (the official .pth format)."""
+    import torch
+    import torchvision.models.optical_flow as tv_flow
+
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(getattr(tv_flow, model)(weights=None, progress=False).state_dict(), path)
+    return path
+
+
+def write_perceiver_flow(folder: Path, full: bool = False, seed: int = 0) -> Path:
+    """A random-initialised PerceiverForOpticalFlow saved with save_pretrained."""
+    import torch
+    from transformers import PerceiverConfig, PerceiverForOpticalFlow
+
+    torch.manual_seed(seed)
+    config = PerceiverConfig(**(PERCEIVER_FLOW_FULL if full else PERCEIVER_FLOW_TINY))
+    PerceiverForOpticalFlow(config).save_pretrained(folder)
+    return folder

@@ -106,13 +106,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> Callable[..., T]:
         """The factory (usually the backend class) without creating it: class facts such as
         an ALM's ``sample_rate`` are read at DAG build time, before any model loads."""
-        try:
-            return self._factories[name]
-        except KeyError:
-            known = ", ".join(sorted(self._factories)) or "none"
-            raise UnknownBackendError(
-                f"unknown {self.stage} backend {name!r} (known: {known})"
-            ) from None
+        return self.factory(name)
 
     def names(self) -> list[str]:
         return sorted(self._factories)

@@ -95,6 +95,30 @@ register_source(
 )
 
 
+# torchvision RAFT checkpoints (BSD-3-Clause). torchvision itself pins only the first 8 hex
+# digits of the sha256 in the file name; the full digests below start with those digits.
+register_source(
+    WeightSource(
+        name="raft-large",
+        filename="raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+        url="https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
+        sha256="ff5fadd56d26b40647388883af1547351ea17868b765c05b27231e72dd16a322",
+        licence="BSD-3-Clause",
+        note="torchvision Raft_Large_Weights.C_T_SKHT_V2 (the DEFAULT): Chairs+Things+Sintel mix",
+    )
+)
+register_source(
+    WeightSource(
+        name="raft-small",
+        filename="raft_small_C_T_V2-01064c6d.pth",
+        url="https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth",
+        sha256="01064c6dba73b0fc9fc8edf772248560a00a3acfd62ac6677e9eeebad9680e27",
+        licence="BSD-3-Clause",
+        note="torchvision Raft_Small_Weights.C_T_V2 (the DEFAULT): FlyingChairs + FlyingThings3D",
+    )
+)
+
+
 MIRROR_ENV = "AVSBRIDGE_WEIGHTS_MIRROR"
 CACHE_ENV = "AVSBRIDGE_WEIGHTS_CACHE"
 OFFLINE_ENV = "AVSBRIDGE_OFFLINE"
