@@ -26,6 +26,7 @@ include: "workflow/rules/audio_text.smk"
 include: "workflow/rules/translate.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/flow.smk"
 include: "workflow/rules/reports.smk"
 
 
@@ -34,3 +35,4 @@ rule all:
     input:
         report_outputs(),
         paths.index_path(config),
+        extra_family_outputs(),

@@ -20,6 +20,7 @@ PATTERNS: dict[str, str] = {
     "weak_labels": "text/{dataset}/weaklabel/label/none/none/{shard}",
     "segment": "masks/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}",
     "evaluate": "metrics/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.json",
+    "flow": "flow/{dataset}/{flow}/{shard}",
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
@@ -29,6 +30,7 @@ ROOTS: dict[str, str] = {
     "llm_cache": "llm_cache",
     "masks": "masks",
     "metrics": "metrics",
+    "flow": "flow",
 }
 # stage -> artifact-family root it writes under
 FAMILY_OF_STAGE: dict[str, str] = {

@@ -131,8 +131,26 @@ STAGES: dict[str, Stage] = {
             fields=("dataset",),
             summary=None,
         ),
+        Stage(
+            name="flow",
+            params=("flow",),
+            mem_mb=2000,
+            job="avsbridge.flow.job:flow_stage",
+            code=("avsbridge.flow", "avsbridge.pipeline"),
+            env="flow",
+            fields=("dataset", "flow"),
+            registry="avsbridge.flow:FLOW_BACKENDS",
+            backend="flow",
+            gpu_capable=True,
+        ),
     )
 }
+
+
+def extra_outputs(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Families a profile builds on named datasets although no table cell needs them yet
+    (``families: {flow: [s4, ms3]}``): artifacts later stages (SSP's model) consume."""
+    return {name: list(datasets) for name, datasets in (config.get("families") or {}).items()}
 
 
 def families() -> list[str]:

@@ -16,7 +16,7 @@ rule audio_text:
         gpu=stages.gpu_count(config, "audio_text"),
     params:
         code=stage_code("audio_text"),
-        backend=lambda w: stages.backend_spec(config, "audio_text", dataset=w.dataset),
+        backend=lambda w: backend_param("audio_text", None, w.dataset),
         prompt_key=lambda w: w.aprompt,
     script:
         "../scripts/audio_text.py"

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from avsbridge import experiments, paths, pipeline, stages
 from avsbridge.config import prepare_workflow_config
 from avsbridge.provenance.code import code_hash
+from avsbridge.provenance.records import scrub
 from avsbridge.provenance.snakemake_state import adopt_state
 
 prepare_workflow_config(config, workflow)
@@ -37,6 +38,7 @@ wildcard_constraints:
     vfm="sam|sam2",
     thr="[01]\.[0-9]{2}",
     shard="s[0-9]{4}",
+    flow="[a-z0-9-]+",
 
 
 def stage_code(name):
@@ -49,6 +51,12 @@ def stage_log(name):
 
 def stage_env(name, role=None):
     return str(Path(workflow.basedir) / stages.conda_env(config, name, role))
+
+
+def backend_param(*args):
+    # Snakemake stores params in .snakemake/metadata: a secret in the config never goes there
+    # (jobs read their real options from the config, not from params)
+    return scrub(stages.backend_spec(config, *args))
 
 
 def shard_clips(w):
@@ -94,6 +102,22 @@ def family_outputs(family):
             else:
                 out.append(paths.variant_path(config, name, v))
     return list(dict.fromkeys(out))
+
+
+def extra_family_outputs(family=None):
+    """Families the profile builds on named datasets although no table cell needs them
+    yet (``families:`` in the profile, e.g. optical flow for SSP)."""
+    out = []
+    for name, datasets in stages.extra_outputs(config).items():
+        if family is not None and paths.FAMILY_OF_STAGE[name] != family:
+            continue
+        backend = stages.backend_spec(config, name)["name"]
+        out += [
+            paths.path(config, name, dataset=d, shard=s, **{name: backend})
+            for d in datasets
+            for s in pipeline.shard_names(config, d)
+        ]
+    return out
 
 
 def report_inputs(w):

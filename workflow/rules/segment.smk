@@ -17,7 +17,7 @@ rule segment:
         gpu=lambda w: stages.gpu_count(config, "segment", w.vfm),
     params:
         code=stage_code("segment"),
-        backend=lambda w: stages.backend_spec(config, "segment", w.vfm, w.dataset),
+        backend=lambda w: backend_param("segment", w.vfm, w.dataset),
         text_threshold=config["vfm"]["text_threshold"],
     script:
         "../scripts/segment.py"

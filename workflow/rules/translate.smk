@@ -19,7 +19,7 @@ rule translate:
         mem_mb=lambda w: stages.mem_mb(config, "translate", w.llm),
     params:
         code=stage_code("translate"),
-        backend=lambda w: stages.backend_spec(config, "translate", w.llm),
+        backend=lambda w: backend_param("translate", w.llm),
         cache_dir=LLM_CACHE,
         offline=config.get("llm_offline", False),
     script:

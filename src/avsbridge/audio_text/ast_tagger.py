@@ -17,13 +17,12 @@ import numpy as np
 
 from avsbridge.audio_text.base import (
     AUDIO_TEXTERS,
-    hf_snapshot_dir,
     rms,
     select_tags,
     tags_to_text,
 )
 from avsbridge.audio_text.prompts import prompt_key_of
-from avsbridge.backends import model_folder_digest, resolve_device
+from avsbridge.backends import hf_snapshot_dir, model_folder_digest, resolve_device
 
 AST_RATE = 16_000
 DEFAULT_MODEL_ID = "MIT/ast-finetuned-audioset-10-10-0.4593"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -320,10 +319,3 @@ def fit_length(window: np.ndarray, length: int) -> np.ndarray:
     start = (length - n) // 2
     out[start : start + n] = window
     return out
-
-
-def hf_snapshot_dir(model_id: str, revision: str | None) -> Path:
-    """Local folder of a hub model at a revision (cache first; HF_HUB_OFFLINE=1 never downloads)."""
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id=model_id, revision=revision))

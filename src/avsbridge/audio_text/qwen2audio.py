@@ -17,9 +17,8 @@ import numpy as np
 
 from avsbridge.audio_text.base import (
     AUDIO_TEXTERS,
-    hf_snapshot_dir,
 )
-from avsbridge.backends import model_folder_digest, resolve_device
+from avsbridge.backends import hf_snapshot_dir, model_folder_digest, resolve_device
 
 QWEN2_AUDIO_RATE = 16_000
 DEFAULT_MODEL_ID = "Qwen/Qwen2-Audio-7B-Instruct"

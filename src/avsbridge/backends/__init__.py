@@ -5,6 +5,6 @@ way and a model folder is identified the same way in every provenance record.
 """
 
 from avsbridge.backends.device import resolve_device
-from avsbridge.backends.files import model_folder_digest
+from avsbridge.backends.files import hf_snapshot_dir, model_folder_digest
 
-__all__ = ["model_folder_digest", "resolve_device"]
+__all__ = ["hf_snapshot_dir", "model_folder_digest", "resolve_device"]

@@ -47,3 +47,10 @@ def model_folder_digest(folder: os.PathLike[str] | str) -> str:
     if not hashes:
         raise ArtifactError(folder, f"no model files ({', '.join(MODEL_FILE_SUFFIXES)}) found")
     return content_key(hashes)
+
+
+def hf_snapshot_dir(model_id: str, revision: str | None) -> Path:
+    """Local folder of a hub model at a revision (cache first; HF_HUB_OFFLINE=1 never downloads)."""
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(repo_id=model_id, revision=revision))

@@ -1,8 +1,8 @@
 """Optical-flow stage: the estimator interface, its backend registry, the SSP masks.
 
-Backends register with ``@FLOW_BACKENDS.register("name")`` when their module is
-imported and declare ``needs_gpu`` on the class, so the workflow can ask
-:func:`backend_needs_gpu` for a rule's GPU resource without loading any model.
+Backends register with ``@FLOW_BACKENDS.register("name", gpu=...)`` when their module
+is imported, declaring there whether their job needs a GPU, so the workflow asks the
+registry (``avsbridge.stages``) for a rule's GPU resource without loading any model.
 Heavy libraries (torch, torchvision, transformers) load only when a backend is
 created.
 
@@ -23,7 +23,7 @@ from typing import Any
 from avsbridge.flow.base import FlowEstimator, FramePair
 from avsbridge.registry import Registry
 
-FLOW_BACKENDS: Registry[FlowEstimator] = Registry("flow")
+FLOW_BACKENDS: Registry[FlowEstimator] = Registry("flow", "avsbridge.flow")
 
 # config name -> module that registers it (imported on first use only)
 BACKEND_MODULES = {
@@ -47,7 +47,7 @@ def load_flow_backend(name: str, options: dict[str, Any] | None = None) -> FlowE
 def backend_needs_gpu(name: str) -> bool:
     """Whether the rule running ``name`` should request a GPU (read off the class, no load)."""
     _import_backend(name)
-    return bool(getattr(FLOW_BACKENDS.factory(name), "needs_gpu", False))
+    return FLOW_BACKENDS.needs(name).gpu
 
 
 __all__ = [

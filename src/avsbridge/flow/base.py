@@ -15,7 +15,6 @@ import numpy as np
 
 # The device rule every torch backend of the project follows ("auto" honours
 # CUDA_VISIBLE_DEVICES): one helper, reused, not a third copy.
-from avsbridge.audio_text.base import resolve_device
 
 FramePair = tuple[np.ndarray, np.ndarray]
 
@@ -24,7 +23,6 @@ __all__ = [
     "FramePair",
     "check_pair",
     "group_by_shape",
-    "resolve_device",
     "to_unit_range",
 ]
 
@@ -34,7 +32,6 @@ class FlowEstimator(Protocol):
     """Consecutive RGB frame pairs -> dense forward flow (frame t -> frame t+1)."""
 
     name: str
-    needs_gpu: bool  # class attribute: the rule asks for a GPU for this backend
 
     def identity(self) -> dict[str, Any]:
         """What the flow depends on: backend, model ids, weight sha256s, inference settings."""

@@ -53,3 +53,8 @@ def flow_job(
         inputs=[*frames, *gt],
         extra={**_backend_extra(backend, summary["identity"]), "flow_params": summary["params"]},
     )
+
+
+def flow_stage(ctx: Any) -> None:
+    """The flow rule's job (avsbridge.stages): one shard of one dataset."""
+    flow_job(ctx.config, ctx.wildcards["dataset"], ctx.wildcards["shard"], ctx.output, ctx.params)

@@ -28,7 +28,7 @@ FARNEBACK_DEFAULTS: dict[str, Any] = {
 }
 
 
-@FLOW_BACKENDS.register("opencv")
+@FLOW_BACKENDS.register("opencv", mem_mb=1000)
 class OpenCVFlow:
     """cv2.DISOpticalFlow or cv2.calcOpticalFlowFarneback over each pair (CPU)."""
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from avsbridge.audio_text.base import hf_snapshot_dir, weights_digest
+from avsbridge.backends import hf_snapshot_dir, model_folder_digest, resolve_device
 from avsbridge.flow import FLOW_BACKENDS
-from avsbridge.flow.base import FramePair, group_by_shape, resolve_device, to_unit_range
+from avsbridge.flow.base import FramePair, group_by_shape, to_unit_range
 
 DEFAULT_MODEL_ID = "deepmind/optical-flow-perceiver"
 # Newest commit of the model repo seen in its public history ("Fix typo", 2021-12-11);
@@ -92,7 +92,7 @@ def stack_patches(frames: Any) -> Any:
     return patches.permute(0, 4, 5, 1, 2, 3).reshape(n, 9 * c, h, w)
 
 
-@FLOW_BACKENDS.register("perceiver")
+@FLOW_BACKENDS.register("perceiver", gpu=True, mem_mb=8000)
 class PerceiverFlow:
     """PerceiverForOpticalFlow with the card's tiling; tiles of all pairs batched together."""
 
@@ -116,7 +116,7 @@ class PerceiverFlow:
         folder = Path(model_path) if model_path is not None else hf_snapshot_dir(model_id, revision)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: no config.json (not a transformers model folder)")
-        self.weights_sha256 = weights_digest(folder)
+        self.weights_sha256 = model_folder_digest(folder)
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size))
         self.min_overlap = int(min_overlap)

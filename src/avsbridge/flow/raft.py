@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from avsbridge import weights
+from avsbridge.backends import resolve_device
 from avsbridge.flow import FLOW_BACKENDS
-from avsbridge.flow.base import FramePair, group_by_shape, resolve_device, to_unit_range
+from avsbridge.flow.base import FramePair, group_by_shape, to_unit_range
 from avsbridge.io import sha256_file
 
 MODELS = {"raft_large": "raft-large", "raft_small": "raft-small"}  # torchvision fn -> source
@@ -28,7 +29,7 @@ MODELS = {"raft_large": "raft-large", "raft_small": "raft-small"}  # torchvision
 MIN_SIDE = 128
 
 
-@FLOW_BACKENDS.register("raft")
+@FLOW_BACKENDS.register("raft", gpu=True, mem_mb=6000)
 class RAFTFlow:
     """torchvision RAFT, one model load per job, pairs batched per frame size."""
 

@@ -1,0 +1,5 @@
+"""Rule flow: one call into the package (avsbridge.stages declares the job)."""
+
+from avsbridge.stages import run_stage
+
+run_stage("flow", snakemake)  # noqa: F821
