@@ -18,17 +18,17 @@ def test_the_checkout_is_wired():
 
 def test_a_stage_without_its_parts_is_named(monkeypatch):
     flow = dataclasses.replace(
-        stages.STAGES["segment"], name="flow", env="flow", registry=None, backend="flow"
+        stages.STAGES["segment"], name="fakeflow", env="fakeflow", registry=None, backend="fakeflow"
     )
-    monkeypatch.setitem(stages.STAGES, "flow", flow)
-    monkeypatch.setitem(stages.paths.FAMILY_OF_STAGE, "flow", "flow")
+    monkeypatch.setitem(stages.STAGES, "fakeflow", flow)
+    monkeypatch.setitem(stages.paths.FAMILY_OF_STAGE, "fakeflow", "fakeflow")
     problems = "\n".join(check_wiring())
-    assert "no `rule flow:`" in problems
-    assert "workflow/scripts/flow.py: missing" in problems
-    assert "no path pattern for stage flow" in problems
-    assert "envs/flow.yaml: missing" in problems
-    assert "backends.flow (stage flow) has no schema entry" in problems
-    assert "no audit family for rule flow" in problems
+    assert "no `rule fakeflow:`" in problems
+    assert "workflow/scripts/fakeflow.py: missing" in problems
+    assert "no path pattern for stage fakeflow" in problems
+    assert "envs/fakeflow.yaml: missing" in problems
+    assert "backends.fakeflow (stage fakeflow) has no schema entry" in problems
+    assert "no audit family for rule fakeflow" in problems
 
 
 def test_a_report_missing_from_dvc_yaml_is_named(tmp_path: Path):
