@@ -265,7 +265,7 @@ def write_steps(tmp_path_factory: pytest.TempPathFactory, counting_server: FakeC
     code, err = _run_job(_job_args(root, counting_server, steps_file=str(steps_file)))
     assert code == 0, err
     steps = steps_file.read_text().splitlines()
-    assert any(s.startswith("os.link cache/") for s in steps)  # the cache publishes by link
+    assert any(s.startswith("write cache/") for s in steps)  # the kills land in the cache
     assert steps[-1].startswith("os.rename out")  # the shard folder is swapped in last
     return steps
 
