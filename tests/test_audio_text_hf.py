@@ -8,15 +8,16 @@ weights is the code path the paper profile runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
+import transformers
 
 from avsbridge.audio_text import ALM_PROMPTS, AUDIO_TEXTERS, prompt_text
+from avsbridge.audio_text.base import select_tags, tags_to_text
 from avsbridge.backends import model_folder_digest as weights_digest
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 QWEN_SPECIAL = [
     "<|endoftext|>",
@@ -169,3 +170,75 @@ def test_ast_tiny_tags_through_real_loading(tiny_ast: Path) -> None:
 def test_missing_model_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="config.json"):
         AUDIO_TEXTERS.create("ast", model_path=tmp_path, device="cpu")
+
+
+# --- wiring: what reaches the model, and how its output becomes the text -------------
+
+
+class _Spy:
+    """Wraps a callable, recording each call's arguments and result."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.target(*args, **kwargs)
+        self.calls.append((args, kwargs, result))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+def test_ast_tags_each_audible_window_from_its_own_scores(
+    tiny_ast: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texter = AUDIO_TEXTERS.create("ast", model_path=tiny_ast, device="cpu", top_k=2, threshold=0.0)
+    extractor, model = _Spy(texter.extractor), _Spy(texter.model)
+    monkeypatch.setattr(texter, "extractor", extractor)
+    monkeypatch.setattr(texter, "model", model)
+    loud, noise = two_windows()
+    windows = [loud, np.zeros(16_000, np.float32), noise]
+    texts = texter.describe(windows, prompt_text("metadata"))
+    # the silent window never reaches the model; the others go in order, at 16 kHz
+    ((batch,), extractor_kwargs, features) = extractor.calls[0]
+    assert extractor_kwargs["sampling_rate"] == 16_000
+    assert len(batch) == 2
+    np.testing.assert_array_equal(batch[0], loud)
+    np.testing.assert_array_equal(batch[1], noise)
+    (_, model_kwargs, output) = model.calls[0]
+    torch.testing.assert_close(model_kwargs["input_values"], features["input_values"])
+    # each text is the tags of that window's own row of sigmoid(logits)
+    scores = torch.sigmoid(output.logits).numpy()
+    want = [tags_to_text(select_tags(row, TINY_LABELS, 2, 0.0), "metadata") for row in scores]
+    assert texts == [want[0], "", want[1]]
+    assert texts[0].startswith("labels: ")
+
+
+def test_qwen2audio_sends_each_window_with_the_prompt_and_decodes_new_tokens(
+    tiny_qwen2audio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texter = AUDIO_TEXTERS.create(
+        "qwen2audio", model_path=tiny_qwen2audio, device="cpu", max_new_tokens=3, batch_size=2
+    )
+    processor, generate = _Spy(texter.processor), _Spy(texter.model.generate)
+    monkeypatch.setattr(texter, "processor", processor)
+    monkeypatch.setattr(texter.model, "generate", generate)
+    windows = two_windows()
+    prompt = prompt_text("soundof")
+    texts = texter.describe(windows, prompt)
+    (_, proc_kwargs, inputs) = processor.calls[0]
+    assert proc_kwargs["sampling_rate"] == 16_000
+    assert proc_kwargs["text"] == [texter._chat_text(prompt)] * 2
+    assert prompt in proc_kwargs["text"][0]
+    for sent, window in zip(proc_kwargs["audio"], windows, strict=True):
+        np.testing.assert_array_equal(sent, window)
+    (_, gen_kwargs, generated) = generate.calls[0]
+    assert gen_kwargs["do_sample"] is False and gen_kwargs["max_new_tokens"] == 3
+    torch.testing.assert_close(gen_kwargs["input_ids"], inputs["input_ids"])
+    # the text is the decoded continuation only (never the echoed prompt)
+    n_in = inputs["input_ids"].shape[1]
+    decoded = texter.processor.batch_decode(generated[:, n_in:], skip_special_tokens=True)
+    assert texts == [" ".join(t.split()) for t in decoded]
+    assert all(prompt not in t for t in texts)

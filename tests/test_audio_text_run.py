@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +12,6 @@ from avsbridge.audio_text import AUDIO_TEXTERS
 from avsbridge.audio_text.run import SUMMARY_NAME, describe_shard
 from avsbridge.data.records import Clip
 from avsbridge.io import ArtifactError, read_json, read_wav, sha256_file, write_png, write_wav
-
-
-def _stand_in_frame_windows(
-    samples: np.ndarray,
-    rate: int,
-    n_frames: int,
-    fps: float = 1.0,
-    target_rate: int | None = None,
-    path: Any = None,
-) -> list[np.ndarray]:
-    """Window i = [i/fps, (i+1)/fps) s, zero-padded, resampled (only until data.audio exists)."""
-    from scipy.signal import resample_poly
-
-    step = int(round(rate / fps))
-    padded = np.zeros(step * n_frames, dtype=np.float32)
-    padded[: min(len(samples), len(padded))] = samples[: len(padded)]
-    windows = [padded[i * step : (i + 1) * step] for i in range(n_frames)]
-    if target_rate and target_rate != rate:
-        windows = [resample_poly(w, target_rate, rate).astype(np.float32) for w in windows]
-    return windows
-
-
-@pytest.fixture(autouse=True)
-def frame_windows_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use the data stage's frame_windows; a stand-in only where that module is not there yet."""
-    try:
-        import avsbridge.data.audio  # noqa: F401
-    except ModuleNotFoundError:
-        stand_in = types.ModuleType("avsbridge.data.audio")
-        stand_in.frame_windows = _stand_in_frame_windows  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "avsbridge.data.audio", stand_in)
 
 
 class CountingTexter:

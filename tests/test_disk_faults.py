@@ -12,8 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_audio_text_run import demo_clip  # noqa: F401  (fixture)
+from test_audio_text_run import CountingTexter, make_clip
 
 from avsbridge.audio_text.run import describe_shard
 from avsbridge.data.records import Clip
@@ -30,26 +31,45 @@ def _no_temps(folder: Path) -> bool:
     return not [p for p in folder.rglob("*") if p.name.endswith(".tmp") or ".old-" in p.name]
 
 
-def _disk_full(*_args: object, **_kwargs: object) -> None:
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+@pytest.fixture()
+def three_clips(tmp_path: Path) -> list[Clip]:
+    """Three 2-frame clips: a shard writes 3 records + a summary (4 writes)."""
+    assert CountingTexter.name == "test-counting"  # registered by its module
+    return [
+        make_clip(tmp_path / "media", f"s4/clip{i}", np.full(32_000, 0.1, np.float32), 16_000, 2)
+        for i in range(3)
+    ]
 
 
-def test_disk_full_mid_shard_keeps_the_earlier_artifact(
-    demo_clip: Clip,  # noqa: F811
-    tmp_path: Path,
-    weights_mirror: Path,
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("nth_write", [1, 2, 3, 4])
+def test_disk_full_at_the_nth_write_keeps_the_earlier_artifact(
+    nth_write: int, three_clips: list[Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "results" / "alm" / "s0000"
-    describe_shard([demo_clip], "yamnet", {"top_k": 3}, "caption", out)
+    describe_shard(three_clips, "test-counting", {}, "caption", out)
     before = _snapshot(out)
-    monkeypatch.setattr("avsbridge.io.os.fsync", _disk_full)
-    with pytest.raises(WriteError) as caught:
-        describe_shard([demo_clip], "yamnet", {"top_k": 3}, "metadata", out)
+    real_fsync, fsyncs = os.fsync, [0]
+
+    def fsync_disk_full_at_nth(fd: int) -> None:  # where a full disk surfaces
+        fsyncs[0] += 1
+        if fsyncs[0] == nth_write:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr("avsbridge.io.os.fsync", fsync_disk_full_at_nth)
+    with pytest.raises(WriteError) as caught:  # the new run writes other texts
+        describe_shard(three_clips, "test-counting", {}, "metadata", out)
+    assert fsyncs[0] == nth_write  # the writes before the failing one did happen
     message = str(caught.value)
     assert message.startswith(f"{out}: cannot write") and "No space left on device" in message
     assert _snapshot(out) == before
     assert _no_temps(out.parent)
+    # what the failed run would have written differs from the earlier artifact in
+    # every file, so any file of it reaching the folder would have shown above
+    monkeypatch.undo()
+    describe_shard(three_clips, "test-counting", {}, "metadata", out)
+    after = _snapshot(out)
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
 
 
 def test_unwritable_output_folder_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,11 +1,16 @@
-"""An API key set during a real workflow run ends up in no file of the project.
+"""API keys set during a real workflow run end up in no file the run writes.
 
 Runs the real Snakemake rules (YAMNet, translate through the openai backend
 against a local fake Chat Completions server, demo VFM, evaluate, report) on two
-demo clips with ``OPENAI_API_KEY`` set to a random marker, then reads every file
-under the temp project (results, LLM cache, logs, reports, .snakemake) for it.
-The server fails one request persistently, so the same run checks that a failed
-call is counted in the metrics, the report note and ``avsbridge cache stats``.
+demo clips with ``OPENAI_API_KEY`` set to one random marker and, where a user
+might put one, another in the config (``backends.llm.options.api_key``). The
+server fails one request persistently with an error body that echoes the key it
+was sent, whole and masked (as real APIs do for a bad key), so the key reaches
+exception messages and the log path. Then every file under the temp project
+(results, LLM cache, provenance, logs, reports, .snakemake) except the user's own
+config is read for either key, whole, a 16-character tail, or masked. The same
+run checks that the failed call is counted in the metrics, the report note and
+``avsbridge cache stats``.
 """
 
 from __future__ import annotations
@@ -28,16 +33,26 @@ from avsbridge.cli import app
 REPO = Path(__file__).resolve().parents[1]
 
 
+def masked(key: str) -> str:
+    """A key as an API masks it in a 401 body: prefix, stars, last four."""
+    return f"{key[:8]}{'*' * 20}{key[-4:]}"
+
+
 @pytest.fixture()
 def flaky_server():
-    """Answers well, except that the first distinct request always gets HTTP 500."""
+    """Answers well, except that the first distinct request always gets HTTP 500,
+    whose body echoes the bearer key of the request, whole and masked."""
     fake = FakeChatServer()
     first: list[str] = []
 
     def rule(user: str):
         if not first:
             first.append(user)
-        return ("status", 500, {}) if user == first[0] else None
+        if user != first[0]:
+            return None
+        with fake.lock:
+            sent = fake.requests[-1]["headers"].get("authorization", "").removeprefix("Bearer ")
+        return ("status", 500, {}, f"upstream refused key {sent} ({masked(sent)}); retry later")
 
     fake.rule = rule
     fake.thread.start()
@@ -46,14 +61,20 @@ def flaky_server():
     fake.httpd.server_close()
 
 
-def _project(tmp: Path, base_url: str) -> Path:
+def _project(tmp: Path, base_url: str, config_key: str) -> Path:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["profile"] = "secrets-test"
     config["results_dir"] = "results"
     config["datasets"] = slice_datasets()
     config["backends"]["llm"] = {
         "name": "openai",
-        "options": {"base_url": base_url, "seed": 0, "max_attempts": 2, "backoff_base_s": 0.01},
+        "options": {
+            "base_url": base_url,
+            "api_key": config_key,  # where a user might put it (the variable is safer)
+            "seed": 0,
+            "max_attempts": 2,
+            "backoff_base_s": 0.01,
+        },
     }
     config["backends"]["vfm"]["sam"]["options"]["vocabulary"] = str(REPO / "data/demo/vocabulary")
     config["llm"] = {"strategy": "fc"}
@@ -64,28 +85,49 @@ def _project(tmp: Path, base_url: str) -> Path:
     return work
 
 
+def _marker(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+
+
 def test_api_key_is_in_no_file_of_a_real_run(
     tmp_path: Path, flaky_server: FakeChatServer, weights_mirror: Path
 ) -> None:
-    marker = f"sk-proj-{uuid.uuid4().hex}{uuid.uuid4().hex}"
-    work = _project(tmp_path, flaky_server.base_url)
-    env = {**os.environ, "OPENAI_API_KEY": marker}
+    env_key, config_key = _marker("sk-proj"), _marker("sk-cfg")
+    work = _project(tmp_path, flaky_server.base_url, config_key)
+    env = {**os.environ, "OPENAI_API_KEY": env_key}
     cmd = snakemake_cmd(work, "reports/table1.csv")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert marker not in proc.stdout + proc.stderr
-    # the key really was used: every request carried it
+    # the config's key really was used (it wins over the variable), and echoed back
     assert flaky_server.calls >= 3
-    assert all(r["headers"]["authorization"] == f"Bearer {marker}" for r in flaky_server.requests)
+    assert all(
+        r["headers"]["authorization"] == f"Bearer {config_key}" for r in flaky_server.requests
+    )
+    needles = {
+        f"{name} {form}": text.encode()
+        for name, key in (("env key", env_key), ("config key", config_key))
+        for form, text in (("whole", key), ("tail", key[-16:]), ("masked", masked(key)))
+    }
+    output = (proc.stdout + proc.stderr).encode()
+    assert not [n for n, text in needles.items() if text in output], "secret in Snakemake's output"
 
-    files = [p for p in work.rglob("*") if p.is_file()]
+    user_config = work / "config" / "config.yaml"  # the user's own file holds it, nothing else
+    assert config_key in user_config.read_text()
+    files = [p for p in work.rglob("*") if p.is_file() and p != user_config]
     assert any(".snakemake" in p.parts for p in files) and any(
         "llm_cache" in p.parts for p in files
     )
     assert any(p.suffix == ".log" for p in files)
-    needles = (marker.encode(), marker[-16:].encode())
-    leaked = [str(p) for p in files if any(n in p.read_bytes() for n in needles)]
-    assert leaked == []
+    assert any(p.name == "_provenance.json" and "text" in p.parts for p in files)
+    leaked = [
+        f"{p.relative_to(work)}: {n}"
+        for p in files
+        for n, text in needles.items()
+        if text in p.read_bytes()
+    ]
+    assert not leaked, "secrets in:\n" + "\n".join(leaked)
+    logs = "".join(p.read_text() for p in (work / "logs" / "translate").rglob("*.log"))
+    assert "upstream refused key <redacted>" in logs  # the echo reached the log, redacted
 
     # the failed call is recorded, never a silent empty prompt, and counted downstream
     (metrics_file,) = [

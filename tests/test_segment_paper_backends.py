@@ -354,3 +354,148 @@ def test_hf_missing_local_model(tmp_path: Path) -> None:
     missing = tmp_path / "no-model"
     with pytest.raises(ArtifactError):
         SEGMENTERS.create("hf-gdino-sam", device="cpu", gdino_model=str(missing))
+
+
+# --- wiring: the detected boxes, in frame pixels, are what SAM is prompted with ---------
+
+BOX_THRESHOLD = 0.0  # keep every query: many boxes, so a mix-up of rows or axes shows
+
+
+class _Spy:
+    """Wraps a callable, recording each call's arguments and result."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.target(*args, **kwargs)
+        self.calls.append((args, kwargs, result))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
+def _kept_pixel_boxes(
+    logits: Any, boxes: Any, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's raw output, thresholded and mapped to frame pixels independently."""
+    probs = logits.float().sigmoid()[0]
+    scores = probs.max(dim=1)[0]
+    keep = (scores > BOX_THRESHOLD).numpy()
+    cx, cy, w, h = boxes.float()[0].numpy()[keep].T
+    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    xyxy = np.clip(xyxy * [width, height, width, height], 0, [width, height, width, height])
+    return xyxy, scores.numpy()[keep]
+
+
+def _hook_outputs(module: Any) -> tuple[list[Any], Any]:
+    outputs: list[Any] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+    return outputs, handle
+
+
+def _det_boxes(result: SegResult) -> np.ndarray:
+    return np.array([d.box for d in result.detections], dtype=np.float64)
+
+
+def _expected_union(masks: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    return np.asarray(masks, dtype=bool).reshape(-1, *frame.shape[:2]).any(axis=0)
+
+
+def test_gdino_sam_prompts_sam_with_the_detected_boxes(
+    gdino_sam_backend: Any, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = gdino_sam_backend
+    height, width = frame.shape[:2]
+    predictor = backend.predictor
+    set_image, predict = _Spy(predictor.set_image), _Spy(predictor.predict_torch)
+    monkeypatch.setattr(predictor, "set_image", set_image)
+    monkeypatch.setattr(predictor, "predict_torch", predict)
+    outputs, handle = _hook_outputs(backend.detector.model)
+    try:
+        result = backend.segment(frame, PROMPT, box_threshold=BOX_THRESHOLD, text_threshold=0.25)
+    finally:
+        handle.remove()
+    (raw,) = outputs
+    boxes, scores = _kept_pixel_boxes(raw["pred_logits"], raw["pred_boxes"], width, height)
+    assert len(boxes) >= 2
+    np.testing.assert_allclose(_det_boxes(result), boxes, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose([d.score for d in result.detections], scores, rtol=1e-5)
+    # SAM sees the frame itself, and the boxes in its own input frame: the frame's
+    # pixel boxes scaled by the resize of the longest side to SAM's image size
+    ((image,), set_kwargs, _) = set_image.calls[0]
+    assert image is frame and set_kwargs == {"image_format": "RGB"}
+    ((), kwargs, (masks, _, _)) = predict.calls[0]
+    assert kwargs["multimask_output"] is False and kwargs["point_coords"] is None
+    side = predictor.transform.target_length
+    scale = side / max(height, width)
+    new_h, new_w = int(height * scale + 0.5), int(width * scale + 0.5)
+    expected = boxes * [new_w / width, new_h / height, new_w / width, new_h / height]
+    np.testing.assert_allclose(kwargs["boxes"].cpu().numpy(), expected, rtol=1e-5, atol=1e-3)
+    # one mask per box, and the frame's mask is their union
+    assert masks.shape[:2] == (len(boxes), 1)
+    np.testing.assert_array_equal(result.mask > 0.5, _expected_union(masks.cpu().numpy(), frame))
+
+
+def test_gdino_sam2_prompts_sam2_with_the_detected_boxes(
+    gdino_sam2_backend: Any, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = gdino_sam2_backend
+    height, width = frame.shape[:2]
+    predictor = backend.predictor
+    set_image, predict = _Spy(predictor.set_image), _Spy(predictor.predict)
+    monkeypatch.setattr(predictor, "set_image", set_image)
+    monkeypatch.setattr(predictor, "predict", predict)
+    outputs, handle = _hook_outputs(backend.detector.model)
+    try:
+        result = backend.segment(frame, PROMPT, box_threshold=BOX_THRESHOLD, text_threshold=0.25)
+    finally:
+        handle.remove()
+    (raw,) = outputs
+    boxes, scores = _kept_pixel_boxes(raw["pred_logits"], raw["pred_boxes"], width, height)
+    assert len(boxes) >= 2
+    np.testing.assert_allclose(_det_boxes(result), boxes, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose([d.score for d in result.detections], scores, rtol=1e-5)
+    ((image,), _, _) = set_image.calls[0]
+    assert image is frame
+    # SAM2's predictor takes boxes in the frame's pixels (it normalises them itself)
+    ((), kwargs, (masks, _, _)) = predict.calls[0]
+    assert kwargs["multimask_output"] is False
+    assert kwargs.get("normalize_coords", True) is True
+    np.testing.assert_allclose(kwargs["box"], boxes, rtol=1e-5, atol=1e-3)
+    np.testing.assert_array_equal(result.mask > 0.5, _expected_union(masks, frame))
+
+
+def test_hf_gdino_sam_prompts_sam_with_the_detected_boxes(
+    hf_backend: Any, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = hf_backend
+    height, width = frame.shape[:2]
+    processor, sam = _Spy(backend.sam_processor), _Spy(backend.sam)
+    monkeypatch.setattr(backend, "sam_processor", processor)
+    monkeypatch.setattr(backend, "sam", sam)
+    outputs, handle = _hook_outputs(backend.gdino)
+    try:
+        result = backend.segment(frame, PROMPT, box_threshold=BOX_THRESHOLD, text_threshold=0.25)
+    finally:
+        handle.remove()
+    (raw,) = outputs
+    boxes, scores = _kept_pixel_boxes(raw.logits, raw.pred_boxes, width, height)
+    assert len(boxes) >= 2
+    np.testing.assert_allclose(_det_boxes(result), boxes, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose([d.score for d in result.detections], scores, rtol=1e-5)
+    # the SAM processor gets the frame and the pixel boxes of that one image ...
+    (_, proc_kwargs, inputs) = processor.calls[0]
+    np.testing.assert_array_equal(np.asarray(proc_kwargs["images"]), frame)
+    np.testing.assert_allclose(proc_kwargs["input_boxes"], [boxes], rtol=1e-5, atol=1e-3)
+    # ... and SAM the same boxes rescaled to the processor's resized frame
+    (_, sam_kwargs, sam_out) = sam.calls[0]
+    assert sam_kwargs["multimask_output"] is False
+    assert tuple(inputs["original_sizes"][0].tolist()) == (height, width)
+    new_h, new_w = inputs["reshaped_input_sizes"][0].tolist()
+    expected = boxes * [new_w / width, new_h / height, new_w / width, new_h / height]
+    got = sam_kwargs["input_boxes"].cpu().numpy()
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5, atol=1e-3)
+    assert sam_out.pred_masks.shape[1] == len(boxes)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from test_segment_demo import background, compose, make_vocabulary, mask_iou, to_uint8
 
 from avsbridge.data.records import Clip
-from avsbridge.io import ArtifactError, read_json, read_prob_png, write_png
+from avsbridge.io import ArtifactError, WriteError, read_json, read_prob_png, write_png
 from avsbridge.registry import UnknownBackendError
 from avsbridge.segment import SEGMENTERS, Detection, SegResult
 from avsbridge.segment.run import load_segmenter, read_prompts, segment_shard
@@ -178,16 +180,57 @@ def test_wrong_frame_count_and_wrong_clip(shard: dict[str, Any]) -> None:
     assert _leftovers(shard["out"]) == []
 
 
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def _other_prompts(shard: dict[str, Any]) -> None:
+    """Prompts under which every file of the shard differs (empty and non-empty swap)."""
+    path = shard["prompt_dir"] / f"{shard['clip'].slug}.json"
+    path.write_text(json.dumps({"clip": shard["clip"].id, "prompts": ["", "car", ""]}))
+
+
 def test_corrupt_frame_names_it_and_keeps_the_previous_output(shard: dict[str, Any]) -> None:
     _run(shard, backend="test-counting", backend_options={})
-    before = sorted(p.name for p in shard["out"].glob("cat__clip_a.*"))
+    before = _files(shard["out"])
+    _other_prompts(shard)  # frames 1-2 of the new run differ from the earlier ones
     bad = shard["clip"].frames[2]
+    good = bad.read_bytes()
     bad.write_bytes(b"\x89PNG truncated")
     with pytest.raises(ArtifactError) as err:
         _run(shard, backend="test-counting", backend_options={})
     assert err.value.path == bad
-    # the earlier, complete folder is untouched and no temp folder is left behind
-    assert sorted(p.name for p in shard["out"].glob("cat__clip_a.*")) == before
+    # the earlier, complete folder is untouched, byte for byte, and no temp folder is left
+    assert _files(shard["out"]) == before
+    assert _leftovers(shard["out"]) == ["shard_0"]
+    bad.write_bytes(good)
+    _run(shard, backend="test-counting", backend_options={})
+    after = _files(shard["out"])
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
+
+
+@pytest.mark.parametrize("nth_file", [1, 2, 3, 4, 5])
+def test_disk_full_at_the_nth_file_keeps_the_previous_output(
+    nth_file: int, shard: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 masks, the boxes and the summary: the Nth of the 5 files cannot be written."""
+    _run(shard, backend="test-counting", backend_options={})
+    before = _files(shard["out"])
+    _other_prompts(shard)
+    real_replace, files = os.replace, [0]
+
+    def replace_disk_full_at_nth(src: str | Path, dst: str | Path) -> None:
+        if not Path(src).is_dir():  # a file's temp published into the shard's temp folder
+            files[0] += 1
+            if files[0] == nth_file:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("avsbridge.io.os.replace", replace_disk_full_at_nth)
+    with pytest.raises(WriteError, match=r"shard_0: cannot write \(No space left on device\)"):
+        _run(shard, backend="test-counting", backend_options={})
+    assert files[0] == nth_file
+    assert _files(shard["out"]) == before
     assert _leftovers(shard["out"]) == ["shard_0"]
 
 

@@ -282,6 +282,29 @@ def test_401_is_fatal_and_never_shows_the_key(server: FakeChatServer, api_key: s
     assert "user:pw" not in message and "<redacted>" in message
 
 
+def test_api_key_option_is_sent_and_redacted_like_the_variable(
+    server: FakeChatServer, api_key: str
+) -> None:
+    """A key put in the config (``api_key``) wins over the variable and is as protected."""
+    key = f"sk-cfg-{uuid.uuid4().hex}"
+    masked = f"{key[:8]}****{key[-4:]}"
+    server.script = [("status", 401, {}, f"Incorrect API key provided: {key} ({masked})")]
+    backend = make_backend(server, [], api_key=key)
+    with pytest.raises(TranslatorError, match="HTTP 401") as info:
+        backend.complete("S", "<frame0>\nx\n</frame0>")
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {key}"
+    message = str(info.value)
+    assert key not in message and masked not in message and "<redacted>" in message
+    assert key not in json.dumps(backend.identity())
+
+
+def test_a_key_given_as_the_variable_name_is_refused_without_echoing_it() -> None:
+    key = f"sk-proj-{uuid.uuid4().hex}"
+    with pytest.raises(TranslatorError, match="must name the environment variable") as info:
+        OpenAITranslator(api_key_env=key, base_url="http://127.0.0.1:9/v1")
+    assert key not in str(info.value) and key[-12:] not in str(info.value)
+
+
 # ---------------------------------------------------------------- shard runner
 
 

@@ -7,8 +7,10 @@ Retry-After on 429, retrying 5xx, timeouts, dropped connections, unparseable bod
 and empty answers, never other 4xx. A call that still fails raises
 :class:`CallFailed` (the runner records it as a fallback); a refused request (401,
 400...) raises :class:`TranslatorError` (the job fails). The API key is read from
-an environment variable at construction and never enters ``identity()``, the
-cache, or any message we raise (it is redacted even if a server echoes it).
+an environment variable at construction (or, discouraged, from an ``api_key``
+option in the config) and never enters ``identity()``, the cache, or any message
+we raise (it is redacted even if a server echoes it); provenance records drop the
+option (:func:`avsbridge.provenance.records.scrub`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class OpenAITranslator:
         model: str = DEFAULT_MODEL,
         base_url: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
+        api_key: str | None = None,
         temperature: float = 0.0,
         seed: int | None = 0,
         max_tokens: int | None = None,
@@ -95,7 +98,14 @@ class OpenAITranslator:
 
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
-        api_key = os.environ.get(api_key_env, "")
+        if _KEY_LIKE_RE.search(api_key_env):  # the key itself, not its variable's name
+            raise TranslatorError(
+                "openai backend: api_key_env holds what looks like an API key; it must name "
+                "the environment variable that holds the key (e.g. OPENAI_API_KEY)"
+            )
+        # An explicit key wins, as in the openai client; the variable is the safer place
+        # (a config file gets committed, copied into bug reports, tracked by DVC).
+        api_key = api_key or os.environ.get(api_key_env, "")
         if not api_key:
             if base_url is None:
                 raise TranslatorError(
