@@ -18,6 +18,8 @@ buffers and the removed ``encode_plus``.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,8 @@ from avsbridge.audio_text import AUDIO_TEXTERS
 from avsbridge.audio_text.pengi import CLIP, GPT2, PENGI_COMMIT
 from avsbridge.audio_text.run import describe_shard
 from avsbridge.data.records import Clip
-from avsbridge.io import ArtifactError, read_json, sha256_file
+from avsbridge.io import ArtifactError, read_json, sha256_file, write_wav
+from avsbridge.pipeline import _backend_extra
 
 REPO = Path(__file__).resolve().parents[1]
 PENGI_HOME = Path(
@@ -73,14 +76,28 @@ def pengi_mirror(tmp_path_factory: pytest.TempPathFactory, pengi_home: Path) -> 
     return mirror
 
 
-@pytest.fixture
-def offline_mirror(pengi_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AVSBRIDGE_WEIGHTS_MIRROR", str(pengi_mirror))
-    monkeypatch.setenv("AVSBRIDGE_WEIGHTS_CACHE", str(tmp_path / "weights-cache"))
-    monkeypatch.setenv("AVSBRIDGE_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))  # only the mirror
-    return pengi_mirror
+@pytest.fixture(scope="module")
+def offline_mirror(pengi_mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Only the test mirror: no Hugging Face cache, no downloads."""
+    scratch = tmp_path_factory.mktemp("pengi-env")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AVSBRIDGE_WEIGHTS_MIRROR", str(pengi_mirror))
+        mp.setenv("AVSBRIDGE_WEIGHTS_CACHE", str(scratch / "weights-cache"))
+        mp.setenv("AVSBRIDGE_OFFLINE", "1")
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_HUB_CACHE", str(scratch / "no-hf-cache"))
+        yield pengi_mirror
+
+
+@pytest.fixture(scope="module")
+def base_texter(pengi_home: Path, offline_mirror: Path) -> object:
+    return AUDIO_TEXTERS.create(
+        "pengi",
+        pengi_home=pengi_home,
+        config="base",
+        checkpoint_sha256=sha256_file(offline_mirror / "base.pth"),
+        **FAST,
+    )
 
 
 def _demo_clip() -> Clip:
@@ -101,6 +118,7 @@ def test_pengi_real_code_describes_a_demo_clip(
     pengi_home: Path, offline_mirror: Path, tmp_path: Path
 ) -> None:
     """The paper-profile job: describe_shard through Pengi's code, artifact names what ran."""
+    configs_before = sorted(p.name for p in (pengi_home / "configs").iterdir())
     sha = sha256_file(offline_mirror / "base.pth")
     out = tmp_path / "alm" / "shard-0"
     options = {"pengi_home": str(pengi_home), "config": "base", "checkpoint_sha256": sha, **FAST}
@@ -122,37 +140,34 @@ def test_pengi_real_code_describes_a_demo_clip(
     assert identity["text_models"]["decoder"]["revision"] == GPT2.revision
     assert identity["text_models"]["encoder"]["id"] == "openai/clip-vit-base-patch16"
     assert identity["text_models"]["encoder"]["revision"] == CLIP.revision
-    # a re-run gives the same bytes (seeded beam search, converted checkpoint reused)
-    again = tmp_path / "alm" / "shard-again"
-    describe_shard([_demo_clip()], "pengi", options, "caption", again)
-    assert read_json(again / "s4__demo_s4_025.json") == record
-
-
-def test_pengi_real_generate_inputs(pengi_home: Path, offline_mirror: Path) -> None:
-    """Pengi's own preprocessing sees 44.1 kHz input repeated to its 7 s, and real tokens."""
-    sha = sha256_file(offline_mirror / "base.pth")
-    texter = AUDIO_TEXTERS.create(
-        "pengi", pengi_home=pengi_home, config="base", checkpoint_sha256=sha, **FAST
+    # what the job's provenance record puts where `avsbridge audit` prints it
+    extra = _backend_extra({"name": "pengi", "options": options}, identity)
+    assert extra["model_ids"]["model"] == f"microsoft/Pengi@{PENGI_COMMIT} config=base"
+    assert extra["model_ids"]["text_models.decoder.model"] == f"gpt2@{GPT2.revision}"
+    assert extra["model_ids"]["text_models.encoder.model"] == (
+        f"openai/clip-vit-base-patch16@{CLIP.revision}"
     )
-    pengi = texter._pengi
-    assert type(pengi).__mro__[1] is texter._wrapper_module.PengiWrapper
+    assert extra["weights_sha256"]["checkpoint.sha256"] == sha
+    # nothing was linked or written into the checkout (../shared is read-only in CI)
+    assert sorted(p.name for p in (pengi_home / "configs").iterdir()) == configs_before
+
+
+def test_pengi_real_generate_inputs(base_texter: object) -> None:
+    """Pengi's own preprocessing sees 44.1 kHz input repeated to its 7 s; decoding is seeded."""
+    pengi = base_texter._pengi  # type: ignore[attr-defined]
+    assert type(pengi).__mro__[1] is base_texter._wrapper_module.PengiWrapper  # type: ignore[attr-defined]
     assert pengi.args.sampling_rate == 44_100 and pengi.args.duration == 7
     assert pengi.args.text_decoder.endswith(f"models--gpt2/snapshots/{GPT2.revision}")
     window = np.sin(np.linspace(0, 440 * 2 * np.pi, 44_100)).astype(np.float32) * 0.5
-    texts = texter.describe([window, window * 0.1], "Generate audio caption")
+    texts = base_texter.describe([window, window * 0.1], "Generate audio caption")  # type: ignore[attr-defined]
     assert len(texts) == 2
-    # Pengi's loader repeats the 1-s window to 7 s (its load_audio_into_tensor)
-    import tempfile
-
-    from avsbridge.io import write_wav
-
+    assert base_texter.describe([window], "Generate audio caption") == texts[:1]  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "w.wav"
         write_wav(wav, window, 44_100)
         audio = pengi.load_audio_into_tensor(str(wav), pengi.args.duration, resample=True)
     assert audio.shape == (7 * 44_100,)
     np.testing.assert_allclose(audio[:44_100].numpy(), audio[44_100:88_200].numpy())
-    assert texter.identity()["decoding"]["prompt_case"] == "lower"
 
 
 def _prompt_ids(texter: object, prompt: str) -> list[int]:
@@ -161,17 +176,14 @@ def _prompt_ids(texter: object, prompt: str) -> list[int]:
     return tokens["input_ids"][0].tolist()
 
 
-def test_pengi_prompt_case_per_config(pengi_home: Path, offline_mirror: Path) -> None:
+def test_pengi_prompt_case_per_config(
+    pengi_home: Path, offline_mirror: Path, base_texter: object
+) -> None:
     """base: CLIP lowercases, capitals give Pengi's own ids; base_no_text_enc: GPT-2 does not."""
     paper, trained = "Generate audio caption", "generate audio caption"
-    base = AUDIO_TEXTERS.create(
-        "pengi",
-        pengi_home=pengi_home,
-        config="base",
-        checkpoint_sha256=sha256_file(offline_mirror / "base.pth"),
-        **FAST,
-    )
+    base = base_texter
     assert _prompt_ids(base, paper) == _prompt_ids(base, trained)
+    assert base.identity()["decoding"]["prompt_case"] == "lower"  # type: ignore[attr-defined]
     assert len(_prompt_ids(base, paper)) == 40  # Pengi pads to enc_text_len (encode_plus shim)
     no_enc = AUDIO_TEXTERS.create(
         "pengi",
@@ -189,25 +201,13 @@ def test_pengi_prompt_case_per_config(pengi_home: Path, offline_mirror: Path) ->
 
 
 def test_pengi_unpinned_checkpoint_with_objects_is_refused(
-    pengi_home: Path, offline_mirror: Path
+    pengi_home: Path, offline_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No published hash: torch.load stays weights_only, the Namespace inside is refused."""
+    monkeypatch.setenv("AVSBRIDGE_WEIGHTS_CACHE", str(tmp_path / "fresh-cache"))
     with pytest.raises(ArtifactError, match="weights_only=True.*pin the file's sha256"):
         AUDIO_TEXTERS.create("pengi", pengi_home=pengi_home, config="base", **FAST)
     with pytest.raises(ArtifactError, match="does not match the pinned"):
         AUDIO_TEXTERS.create(
             "pengi", pengi_home=pengi_home, config="base", checkpoint_sha256="0" * 64, **FAST
         )
-
-
-def test_pengi_checkout_stays_read_only(pengi_home: Path, offline_mirror: Path) -> None:
-    """Nothing is linked or written into the Pengi checkout (../shared is read-only in CI)."""
-    before = sorted(p.name for p in (pengi_home / "configs").iterdir())
-    AUDIO_TEXTERS.create(
-        "pengi",
-        pengi_home=pengi_home,
-        config="base",
-        checkpoint_sha256=sha256_file(offline_mirror / "base.pth"),
-        **FAST,
-    )
-    assert sorted(p.name for p in (pengi_home / "configs").iterdir()) == before

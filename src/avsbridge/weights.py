@@ -211,7 +211,10 @@ def resolve_hub_model(name: str) -> Path:
     try:
         return Path(
             snapshot_download(
-                repo_id=model.model_id, revision=model.revision, local_files_only=offline
+                repo_id=model.model_id,
+                revision=model.revision,
+                local_files_only=offline,
+                cache_dir=os.environ.get("HF_HUB_CACHE") or None,  # read now, not at import
             )
         )
     except LocalEntryNotFoundError:

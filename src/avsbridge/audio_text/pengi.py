@@ -215,13 +215,14 @@ def import_wrapper(home: Path) -> ModuleType:
     Pengi imports ``models.*`` and ``configs`` by top-level name, so its folder goes
     first on ``sys.path``; a ``models`` package from elsewhere is an error, not a mix.
     """
-    if str(home) not in sys.path:
+    if sys.path[:1] != [str(home)]:
         sys.path.insert(0, str(home))
     name = "avsbridge_pengi_wrapper_" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
     loaded = sys.modules.get("models")
-    if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(home)):
+    theirs = loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(home))
+    if (home / "models").is_dir() and theirs:
         raise ImportError(
             f"a different 'models' package is already imported ({loaded!r}); "
             f"Pengi at {home} needs its own"
@@ -233,6 +234,10 @@ def import_wrapper(home: Path) -> ModuleType:
     shim = torchaudio_shim()
     with shimmed_modules({"torchaudio": shim, "torchaudio.transforms": shim.transforms}):
         spec.loader.exec_module(module)
+    models = sys.modules.get("models")
+    if (home / "models").is_dir() and models is not None:
+        if not str(getattr(models, "__file__", "")).startswith(str(home)):
+            raise ImportError(f"Pengi at {home} imported another 'models' package ({models!r})")
     sys.modules[name] = module
     return module
 
@@ -378,7 +383,12 @@ class PengiTexter:
 
     @staticmethod
     def _text_ref(model: weights.HubModel, folder: Path) -> dict[str, Any]:
-        return {**weights.hub_model_ref(model.name), "weights_sha256": weights_digest(folder)}
+        """Id, commit and weights of a hub model; ``model`` is ``id@revision`` for audit's lines."""
+        return {
+            "model": f"{model.model_id}@{model.revision}",
+            **weights.hub_model_ref(model.name),
+            "weights_sha256": weights_digest(folder),
+        }
 
     @contextlib.contextmanager
     def _on_device(self) -> Iterator[None]:
@@ -409,9 +419,10 @@ class PengiTexter:
         return prompt.lower()
 
     def identity(self) -> dict[str, Any]:
+        commit = self.code["commit"] or f"unverified-files-{self.code['files_sha256'][:12]}"
         return {
             "backend": self.name,
-            "model": f"microsoft/Pengi config={self.config}",
+            "model": f"microsoft/Pengi@{commit} config={self.config}",
             "code": self.code,
             "weights_sha256": self.weights_sha256,
             "checkpoint": {
