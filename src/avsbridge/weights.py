@@ -19,10 +19,17 @@ A file that is nowhere and cannot be fetched is a :class:`WeightMissingError`
 (downloads off) or a :class:`WeightDownloadError` (the download failed): both
 name the file, every place looked in and what to set. :func:`check_weights`
 runs the same search for every file a profile needs, at DAG build time.
+
+Hugging Face hub models that third-party code loads by id (Pengi's ``gpt2`` and
+CLIP) are pinned the same way, by commit: :func:`resolve_hub_model` finds the
+snapshot folder of that revision in the mirror's ``hub/`` folder (the hub cache
+layout, ``models--ORG--NAME/snapshots/REVISION``), then the Hugging Face cache,
+and downloads only when allowed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import importlib
 import importlib.util
@@ -53,6 +60,12 @@ class WeightSource:
     sha256: str | None  # None only where no published hash exists: recorded on first fetch
     licence: str = ""
     note: str = ""
+    md5: str | None = None  # the publisher's md5 where it lists no sha256 (Zenodo does this)
+
+    @property
+    def pinned(self) -> bool:
+        """Whether a published hash checks the file (sha256 or md5)."""
+        return bool(self.sha256 or self.md5)
 
 
 SOURCES: dict[str, WeightSource] = {}
@@ -217,14 +230,28 @@ def _looked_in(source: WeightSource) -> str:
     return f"{where}; cache {cache_dir() / source.filename} ({CACHE_ENV})"
 
 
+def md5_file(path: os.PathLike[str] | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _verified(path: Path, source: WeightSource) -> Path:
-    if source.sha256 is None:
-        return path
-    actual = sha256_file(path)
-    if actual != source.sha256:
-        raise ArtifactError(
-            path, f"sha256 {actual} does not match the pinned {source.sha256} for {source.name!r}"
-        )
+    if source.sha256 is not None:
+        actual = sha256_file(path)
+        if actual != source.sha256:
+            raise ArtifactError(
+                path,
+                f"sha256 {actual} does not match the pinned {source.sha256} for {source.name!r}",
+            )
+    if source.md5 is not None:
+        actual = md5_file(path)
+        if actual != source.md5:
+            raise ArtifactError(
+                path, f"md5 {actual} does not match the published {source.md5} for {source.name!r}"
+            )
     return path
 
 
@@ -455,3 +482,76 @@ def sha256_of(name: str) -> str:
     """The pinned sha256 (or the actual one, where none is published)."""
     source = SOURCES[name]
     return source.sha256 or sha256_file(resolve(name))
+
+
+# --- hub models pinned by commit ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """One Hugging Face hub model repository at a pinned commit."""
+
+    name: str
+    model_id: str
+    revision: str  # a commit of the model repo: a later push cannot change what loads
+    licence: str = ""
+    note: str = ""
+
+    @property
+    def cache_folder(self) -> str:
+        """The hub cache's folder name for this repo (``models--ORG--NAME``)."""
+        return "models--" + self.model_id.replace("/", "--")
+
+
+HUB_MODELS: dict[str, HubModel] = {}
+
+
+def register_hub_model(model: HubModel) -> HubModel:
+    if model.name in HUB_MODELS and HUB_MODELS[model.name] != model:
+        raise ValueError(f"hub model {model.name!r} registered twice with different pins")
+    HUB_MODELS[model.name] = model
+    return model
+
+
+def hub_mirror_dir() -> Path | None:
+    """The mirror's hub cache (``$AVSBRIDGE_WEIGHTS_MIRROR/hub``), if a mirror is set."""
+    mirror = mirror_dir()
+    return mirror / "hub" if mirror is not None else None
+
+
+def resolve_hub_model(name: str) -> Path:
+    """Local snapshot folder of a pinned hub model: mirror, then HF cache, then download."""
+    try:
+        model = HUB_MODELS[name]
+    except KeyError:
+        raise KeyError(f"no pinned hub model {name!r} (known: {sorted(HUB_MODELS)})") from None
+    hub = hub_mirror_dir()
+    if hub is not None:
+        folder = hub / model.cache_folder / "snapshots" / model.revision
+        if (folder / "config.json").is_file():
+            return folder
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    offline = not downloads_allowed() or os.environ.get("HF_HUB_OFFLINE", "0") in {"1", "true"}
+    try:
+        return Path(
+            snapshot_download(
+                repo_id=model.model_id,
+                revision=model.revision,
+                local_files_only=offline,
+                cache_dir=os.environ.get("HF_HUB_CACHE") or None,  # read now, not at import
+            )
+        )
+    except LocalEntryNotFoundError:
+        where = f"mirror {hub}" if hub is not None else "no mirror set (AVSBRIDGE_WEIGHTS_MIRROR)"
+        raise FileNotFoundError(
+            f"hub model {model.model_id}@{model.revision} for {name!r} not found ({where}, "
+            "Hugging Face cache) and downloads are off"
+        ) from None
+
+
+def hub_model_ref(name: str) -> dict[str, str]:
+    """What provenance records of a pinned hub model: id and commit."""
+    model = HUB_MODELS[name]
+    return {"id": model.model_id, "revision": model.revision}
