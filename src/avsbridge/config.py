@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,13 @@ def load_config(
     return validate_config(merged, source=f"{profile} + {params}")
 
 
+DVC_RUN_ENV = "AVSBRIDGE_DVC_STAGE"  # set by dvc.yaml's commands
+
+
 def check_dvc_profile(config: dict[str, Any], configfiles: list[str]) -> list[str]:
-    """When this run uses the profile params.yaml names for DVC, its dirs must match."""
+    """Under ``dvc repro``: the profile params.yaml names must have the dirs dvc.yaml tracks."""
     dvc = config.get("dvc")
-    if not dvc:
+    if not dvc or not os.environ.get(DVC_RUN_ENV):
         return []
     used = [Path(f).resolve() for f in configfiles]
     if Path(dvc["profile_file"]).resolve() not in used:

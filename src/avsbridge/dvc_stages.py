@@ -29,7 +29,7 @@ HEADER = """\
 # re-runs nothing. The profile is params.yaml's `dvc` section (demo by default).
 """
 CODE_DEPS = ["src/avsbridge", "workflow", "Snakefile", "${dvc.profile_file}"]
-SNAKEMAKE = "snakemake --configfile ${dvc.profile_file} --cores all"
+SNAKEMAKE = "AVSBRIDGE_DVC_STAGE=1 snakemake --configfile ${dvc.profile_file} --cores all"
 RESULTS = "${dvc.results_dir}"
 REPORTS = "${dvc.reports_dir}"
 

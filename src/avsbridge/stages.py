@@ -149,8 +149,12 @@ STAGES: dict[str, Stage] = {
 
 def extra_outputs(config: dict[str, Any]) -> dict[str, list[str]]:
     """Families a profile builds on named datasets although no table cell needs them yet
-    (``families: {flow: [s4, ms3]}``): artifacts later stages (SSP's model) consume."""
-    return {name: list(datasets) for name, datasets in (config.get("families") or {}).items()}
+    (``families: {flow: [s4, ms3]}``): artifacts later stages (SSP's model) consume.
+    Datasets the profile does not define are left out (a slice of the profile keeps working)."""
+    return {
+        name: [d for d in datasets if d in config["datasets"]]
+        for name, datasets in (config.get("families") or {}).items()
+    }
 
 
 def families() -> list[str]:
