@@ -53,7 +53,14 @@ def _project(tmp: Path, base_url: str) -> Path:
     config["datasets"] = slice_datasets()
     config["backends"]["llm"] = {
         "name": "openai",
-        "options": {"base_url": base_url, "seed": 0, "max_attempts": 2, "backoff_base_s": 0.01},
+        "options": {
+            "base_url": base_url,
+            "seed": 0,
+            "max_attempts": 2,
+            "backoff_base_s": 0.01,
+            # this run checks that fallbacks are counted downstream: keep the job going
+            "failure_policy": "fallback",
+        },
     }
     config["backends"]["vfm"]["sam"]["options"]["vocabulary"] = str(REPO / "data/demo/vocabulary")
     config["llm"] = {"strategy": "fc"}
