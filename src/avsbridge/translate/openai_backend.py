@@ -179,6 +179,7 @@ class OpenAITranslator:
         self.max_connection_failures = int(max_connection_failures)
         self._connection_failures = 0
         self._served: list[str] | None = None
+        self._warned = False
         self.timeout_s = float(timeout_s)
         self.max_attempts = int(max_attempts)
         self.backoff_base_s = float(backoff_base_s)
@@ -229,7 +230,8 @@ class OpenAITranslator:
             return replied
         served = self.served_models()
         reported = served[0] if len(served) == 1 else replied
-        if reported and reported != model_key(self.model):
+        if reported and reported != model_key(self.model) and not self._warned:
+            self._warned = True
             log.warning(
                 "server at %s answered for model %r with %r",
                 _host_of(self.base_url),
