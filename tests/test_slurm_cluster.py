@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,12 @@ from workflow_helpers import REPO, slice_config, snakemake_cmd
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 GPU_BACKEND = "demo-matcher"
-# Short status-check delay for a test cluster (MinJobAge 300 s >= 3 x this).
-FIRST_CHECK_S = 2
+# Short status-check delay for a test cluster (MinJobAge 300 s >= 3 x this);
+# AVSBRIDGE_SLURM_FIRST_CHECK_S=20 measures the profile's own setting.
+FIRST_CHECK_S = int(os.environ.get("AVSBRIDGE_SLURM_FIRST_CHECK_S", "2"))
+_STAMP_RE = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_SUBMITTED_RE = re.compile(r"SLURM jobid (\d+) \(log: (.+?)\)")
+_FINISHED_RE = re.compile(r"Finished jobid: \d+ \(Rule: (\w+)\)")
 
 
 def _need_cluster_tools() -> float | None:
@@ -167,6 +172,7 @@ def test_slice_through_slurm_equals_local_run(cluster: SlurmCluster, tmp_path: P
         str(FIRST_CHECK_S),
         "--latency-wait",
         "5",
+        "--slurm-keep-successful-logs",  # read below for the in-job start time
         *_site_overrides(cluster),
     ]
     out, slurm_s = _run(cmd, env)
@@ -188,18 +194,63 @@ def test_slice_through_slurm_equals_local_run(cluster: SlurmCluster, tmp_path: P
     assert "gres/gpu=1" in segment.get("TRES", "") or "gpu:1" in segment.get("TresPerJob", "")
     assert "gpu" not in by_rule["evaluate"].get("TresPerJob", "")
 
-    timings = _overhead(cluster, jobs, slurm_s, local_s)
+    timings = _overhead(cluster, jobs, slurm_s, local_s, out)
     print("\nSLURM timings:", json.dumps(timings, indent=2))
     if os.environ.get("AVSBRIDGE_SLURM_TIMINGS"):
         Path(os.environ["AVSBRIDGE_SLURM_TIMINGS"]).write_text(json.dumps(timings, indent=2))
 
 
+def _stamp(text: str) -> float:
+    return time.mktime(time.strptime(text, "%a %b %d %H:%M:%S %Y"))
+
+
+def _log_events(out: str) -> tuple[dict[str, str], dict[str, float]]:
+    """(slurm job id -> its log file, rule -> when Snakemake saw it finish) from the run log."""
+    logs, finished, stamp = {}, {}, None
+    for line in out.splitlines():
+        if m := _STAMP_RE.match(line.strip()):
+            stamp = _stamp(m.group(1))
+        elif m := _SUBMITTED_RE.search(line):
+            logs[m.group(1)] = m.group(2)
+        elif (m := _FINISHED_RE.search(line)) and stamp is not None:
+            finished[m.group(1)] = stamp
+    return logs, finished
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 1) if values else float("nan")
+
+
 def _overhead(
-    cluster: SlurmCluster, jobs: list[dict[str, str]], slurm_s: float, local_s: float
+    cluster: SlurmCluster,
+    jobs: list[dict[str, str]],
+    slurm_s: float,
+    local_s: float,
+    out: str,
 ) -> dict[str, float]:
-    """Where a SLURM run's time goes, from slurmctld's own job records (1 s resolution)."""
+    """Where a SLURM run's time goes, from slurmctld's job records and the logs (1 s steps).
+
+    queued: submit -> start; in_job_start: SLURM start -> the rule starting inside
+    the job (job-step Snakemake parsing the workflow); noticed: SLURM end -> the
+    main Snakemake seeing the job finish (status polling).
+    """
     queued = [_epoch(j["StartTime"]) - _epoch(j["SubmitTime"]) for j in jobs]
     in_job = [_epoch(j["EndTime"]) - _epoch(j["StartTime"]) for j in jobs]
+    logs, finished = _log_events(out)
+    starts, noticed = [], []
+    for job in jobs:
+        rule = job["Comment"].split("_wildcards")[0].removeprefix("rule_")
+        log_file = Path(logs.get(job["JobId"], "/nonexistent"))
+        if log_file.is_file():
+            stamps = [
+                _stamp(m.group(1))
+                for line in log_file.read_text().splitlines()
+                if (m := _STAMP_RE.match(line.strip()))
+            ]
+            if stamps:
+                starts.append(stamps[0] - _epoch(job["StartTime"]))
+        if rule in finished:
+            noticed.append(finished[rule] - _epoch(job["EndTime"]))
     t0 = time.monotonic()
     job_id = cluster.run(["sbatch", "--parsable", "--wrap", "true"]).strip()
     submit_s = time.monotonic() - t0
@@ -214,7 +265,9 @@ def _overhead(
         "per_job_extra_s": round((slurm_s - local_s) / len(jobs), 1),
         "sbatch_s": round(submit_s, 3),
         "squeue_s": round(squeue_s, 3),
-        "queued_mean_s": round(sum(queued) / len(queued), 1),
-        "in_job_mean_s": round(sum(in_job) / len(in_job), 1),
+        "queued_mean_s": _mean(queued),
+        "in_job_mean_s": _mean(in_job),
+        "in_job_start_mean_s": _mean(starts),
+        "noticed_after_end_mean_s": _mean(noticed),
         "first_status_check_s": FIRST_CHECK_S,
     }
