@@ -85,7 +85,12 @@ def test_format_options_are_part_of_the_identity(server: FakeChatServer, api_key
 
 @pytest.mark.parametrize(
     "options",
-    [{"max_tokens": 0}, {"extra_body": ["grammar"]}, {"max_connection_failures": 0}],
+    [
+        {"max_tokens": 0},
+        {"extra_body": ["grammar"]},
+        {"max_connection_failures": 0},
+        {"price_as": "gpt-17"},
+    ],
 )
 def test_bad_format_options_are_refused(api_key: str, options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(options))):

@@ -49,7 +49,8 @@ from avsbridge.translate.backends import (
     EndpointDown,
     TranslatorError,
 )
-from avsbridge.translate.cache import FREE  # noqa: F401 - price_as value for a free model
+from avsbridge.translate.cache import FREE
+from avsbridge.translate.prompts import price_per_1m_tokens
 
 log = logging.getLogger("avsbridge.translate.openai")
 
@@ -158,6 +159,11 @@ class OpenAITranslator:
         for name, value in (("response_format", response_format), ("extra_body", extra_body)):
             if value is not None and not isinstance(value, dict):
                 raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
+        if price_as is not None and price_as != FREE and price_per_1m_tokens(price_as) is None:
+            raise ValueError(
+                f"price_as={price_as!r} is not in the price table (translator_prompts.yaml "
+                f"prices); use a listed model or {FREE!r}"
+            )
         api_key = os.environ.get(api_key_env, "")
         if not api_key:
             if base_url is None:
