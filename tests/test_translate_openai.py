@@ -46,12 +46,21 @@ class FakeChatServer:
         self.reply: Callable[[str], str] = default_reply
         #: user text -> action (as in ``script``) or None, once the script is used up
         self.rule: Callable[[str], tuple[Any, ...] | None] = lambda user: None
+        #: ids served at GET /v1/models (None: no such endpoint, HTTP 404)
+        self.models: list[str] | None = None
         self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                if server.models is None or not self.path.endswith("/models"):
+                    self._send(404, b'{"error": {"message": "not found"}}', {})
+                    return
+                data = [{"id": m, "object": "model", "owned_by": "me"} for m in server.models]
+                self._send(200, json.dumps({"object": "list", "data": data}).encode(), {})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -419,12 +428,16 @@ def test_shard_counts_calls_per_strategy(
 def test_warm_cache_makes_zero_calls_and_writes_identical_bytes(
     tmp_path: Path, server: FakeChatServer, api_key: str
 ) -> None:
-    first = run_shard(tmp_path, server, "pc", prompts=("caption", "metadata"), out="first")
+    # a compatible endpoint is priced only as what the user vouches it serves
+    vouch = {"price_as": "gpt-4o"}
+    first = run_shard(tmp_path, server, "pc", prompts=("caption", "metadata"), out="first", **vouch)
     cold_calls = server.calls
-    second = run_shard(tmp_path, server, "pc", prompts=("caption", "metadata"), out="second")
+    second = run_shard(
+        tmp_path, server, "pc", prompts=("caption", "metadata"), out="second", **vouch
+    )
     assert server.calls == cold_calls, "a warm cache must make zero backend calls"
     third = run_shard(
-        tmp_path, server, "pc", prompts=("caption", "metadata"), offline=True, out="third"
+        tmp_path, server, "pc", prompts=("caption", "metadata"), offline=True, out="third", **vouch
     )
     assert server.calls == cold_calls
     assert tree_bytes(first) == tree_bytes(second) == tree_bytes(third)
@@ -528,7 +541,15 @@ def test_persistent_fault_is_recorded_as_fallback_and_counted(
 ) -> None:
     action = TRANSIENT_FAULTS[fault]
     server.rule = lambda user: action if "dog" in user else None
-    out_dir = run_shard(tmp_path, server, "fc", max_attempts=2, sleep=lambda s: None, timeout_s=0.3)
+    out_dir = run_shard(
+        tmp_path,
+        server,
+        "fc",
+        max_attempts=2,
+        sleep=lambda s: None,
+        timeout_s=0.3,
+        failure_policy="fallback",
+    )
     dog = read_json(out_dir / "s4__dog1.json")
     assert dog["prompts"] == CLIPS_CAPTION["s4__dog1"]  # raw ALM text, never an empty prompt
     assert dog["failed_calls"] == 1 and len(dog["failed_keys"]) == 1 and dog["cache_keys"] == []

@@ -21,10 +21,16 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
+    #: The model the server says answered (may differ from the configured name).
+    model: str | None = None
 
 
 class TranslatorError(RuntimeError):
     """A backend could not answer (after its retries): the job must fail loudly."""
+
+
+class EndpointDown(TranslatorError):
+    """The service cannot be reached at all (repeated connection failures): stop the shard."""
 
 
 class CallFailed(TranslatorError):

@@ -49,11 +49,24 @@ class CacheMiss(LookupError):
         )
 
 
-def cost_usd(identity: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> float | None:
-    """Estimated $ of one call: table price for API models, 0 for local ones, else None."""
-    if identity.get("backend") in {"local", "none"}:
+FREE = "free"
+
+
+def cost_usd(
+    identity: dict[str, Any],
+    prompt_tokens: int,
+    completion_tokens: int,
+    priced_as: str | None = None,
+) -> float | None:
+    """Estimated $ of one call: table price of ``priced_as``, 0 for local ones, else None.
+
+    ``priced_as`` is what the backend knows the answering model to be (see
+    ``OpenAITranslator.pricing``); without it the identity's model name is used.
+    """
+    if identity.get("backend") in {"local", "none"} or priced_as == FREE:
         return 0.0
-    prices = price_per_1m_tokens(str(identity.get("model", "")))
+    name = priced_as if priced_as is not None else str(identity.get("model", ""))
+    prices = price_per_1m_tokens(name)
     if prices is None:
         return None
     price_in, price_out = prices
@@ -85,6 +98,7 @@ def _completion_of(entry: dict[str, Any]) -> Completion:
         prompt_tokens=int(response.get("prompt_tokens", 0)),
         completion_tokens=int(response.get("completion_tokens", 0)),
         latency_s=float(entry["latency_s"]),
+        model=response.get("model"),
     )
 
 
@@ -119,6 +133,13 @@ class CallCache:
         if self.offline:
             raise CacheMiss(key, clip, self.root)
         completion = backend.complete(system, user)
+        tokens = (completion.prompt_tokens, completion.completion_tokens)
+        pricing = getattr(backend, "pricing", None)
+        if callable(pricing):  # the backend knows what answered (None: not a priced model)
+            priced_as = pricing(completion)
+            cost = None if priced_as is None else cost_usd(identity, *tokens, priced_as)
+        else:
+            cost = cost_usd(identity, *tokens)
         entry = {
             "format": CACHE_FORMAT,
             "key": key,
@@ -127,9 +148,10 @@ class CallCache:
                 "text": completion.text,
                 "prompt_tokens": completion.prompt_tokens,
                 "completion_tokens": completion.completion_tokens,
+                **({"model": completion.model} if completion.model else {}),
             },
             "latency_s": round(completion.latency_s, 6),
-            "cost_usd": cost_usd(identity, completion.prompt_tokens, completion.completion_tokens),
+            "cost_usd": cost,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         stored = self._store(key, entry)

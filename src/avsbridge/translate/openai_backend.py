@@ -11,23 +11,56 @@ an environment variable at construction (or, discouraged, from an ``api_key``
 option in the config) and never enters ``identity()``, the cache, or any message
 we raise (it is redacted even if a server echoes it); provenance records drop the
 option (:func:`avsbridge.provenance.records.scrub`).
+
+Answer format: ``max_tokens`` (default :data:`DEFAULT_MAX_TOKENS`, so a chatty
+model cannot run to its context length), ``stop`` and pass-through
+``response_format`` / ``extra_body`` (server-specific fields, e.g. a llama.cpp
+grammar); all of them shape the answer, so all are in ``identity()``.
+
+Identity: local servers answer under any name (llama.cpp serves its one model as
+``gpt-4o`` if asked), so ``identity()`` says whether the endpoint is OpenAI's own
+(``provider``), a model given as a file path is keyed by its file name (the cache
+key does not depend on where the file lives), every answer records the model the
+server reports (its ``/v1/models`` list when that names one model, else the reply's
+``model``), and :meth:`OpenAITranslator.pricing` prices only what is known to be
+the priced model: OpenAI's endpoint, or a compatible one with ``price_as``.
+
+Fail-fast: ``max_connection_failures`` connection failures in a row (across
+requests, no reply in between) raise :class:`EndpointDown` with one message naming
+the endpoint, instead of every request of a shard retrying for its full budget.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import os
 import random
 import re
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import PurePath
 from typing import Any
 
-from avsbridge.translate.backends import TRANSLATORS, CallFailed, Completion, TranslatorError
+from avsbridge.translate.backends import (
+    TRANSLATORS,
+    CallFailed,
+    Completion,
+    EndpointDown,
+    TranslatorError,
+)
+from avsbridge.translate.cache import FREE
+from avsbridge.translate.prompts import price_per_1m_tokens
+
+log = logging.getLogger("avsbridge.translate.openai")
 
 DEFAULT_MODEL = "gpt-4o"
+# Enough for one <answer> per frame of the longest Appendix A request (10 frames).
+DEFAULT_MAX_TOKENS = 512
+OPENAI_HOSTS = {"api.openai.com"}
+_MODEL_FILE_SUFFIXES = (".gguf", ".bin", ".safetensors", ".pt", ".onnx")
 # Local OpenAI-compatible servers accept any key; the client refuses an empty one.
 PLACEHOLDER_KEY_FOR_LOCAL_SERVERS = "no-key"
 # Anything shaped like an OpenAI-style key (servers echo masked or whole keys in 401s).
@@ -43,6 +76,25 @@ def _host_of(base_url: str | None) -> str:
     if parts.port:
         host += f":{parts.port}"
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else "<base_url>"
+
+
+def is_openai_endpoint(base_url: str | None) -> bool:
+    """True for OpenAI's own API (no base_url, or its host), where names mean the model."""
+    if base_url is None:
+        return True
+    return (urllib.parse.urlsplit(base_url).hostname or "") in OPENAI_HOSTS
+
+
+def model_key(name: str) -> str:
+    """A model name for cache keys: a file path becomes its file name (location-free)."""
+    looks_like_path = (
+        name.startswith(("/", "./", "../", "~"))
+        or "\\" in name
+        or name.lower().endswith(_MODEL_FILE_SUFFIXES)
+    )
+    if looks_like_path:
+        return PurePath(name.replace("\\", "/")).name
+    return name
 
 
 class _BadReply(Exception):
@@ -86,7 +138,12 @@ class OpenAITranslator:
         api_key: str | None = None,
         temperature: float = 0.0,
         seed: int | None = 0,
-        max_tokens: int | None = None,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        stop: str | Sequence[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        price_as: str | None = None,
+        max_connection_failures: int = 4,
         timeout_s: float = 60.0,
         max_attempts: int = 6,
         backoff_base_s: float = 1.0,
@@ -98,6 +155,18 @@ class OpenAITranslator:
 
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if max_connection_failures < 1:
+            raise ValueError("max_connection_failures must be >= 1")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1 (or None for the server's limit)")
+        for name, value in (("response_format", response_format), ("extra_body", extra_body)):
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
+        if price_as is not None and price_as != FREE and price_per_1m_tokens(price_as) is None:
+            raise ValueError(
+                f"price_as={price_as!r} is not in the price table (translator_prompts.yaml "
+                f"prices); use a listed model or {FREE!r}"
+            )
         if _KEY_LIKE_RE.search(api_key_env):  # the key itself, not its variable's name
             raise TranslatorError(
                 "openai backend: api_key_env holds what looks like an API key; it must name "
@@ -118,6 +187,15 @@ class OpenAITranslator:
         self.temperature = float(temperature)
         self.seed = seed
         self.max_tokens = max_tokens
+        self.stop = [stop] if isinstance(stop, str) else (list(stop) if stop else None)
+        self.response_format = dict(response_format) if response_format else None
+        self.extra_body = dict(extra_body) if extra_body else None
+        self.official = is_openai_endpoint(base_url)
+        self.price_as = price_as
+        self.max_connection_failures = int(max_connection_failures)
+        self._connection_failures = 0
+        self._served: list[str] | None = None
+        self._warned = False
         self.timeout_s = float(timeout_s)
         self.max_attempts = int(max_attempts)
         self.backoff_base_s = float(backoff_base_s)
@@ -136,13 +214,57 @@ class OpenAITranslator:
     def identity(self) -> dict[str, Any]:
         # base_url is left out on purpose: it may carry credentials and a cached answer
         # stays valid whichever host served the same model with the same decoding.
+        # provider keeps a self-hosted model named "gpt-4o" apart from OpenAI's.
         return {
             "backend": "openai",
-            "model": self.model,
+            "provider": "openai" if self.official else "compatible",
+            "model": model_key(self.model),
             "temperature": self.temperature,
             "seed": self.seed,
             "max_tokens": self.max_tokens,
+            "stop": self.stop,
+            "response_format": self.response_format,
+            "extra_body": self.extra_body,
         }
+
+    def served_models(self) -> list[str]:
+        """Model ids the server lists at ``/v1/models`` (file names), asked once; [] if none."""
+        if self._served is None:
+            try:
+                listed = self._client.models.list()
+                self._served = [model_key(str(m.id)) for m in getattr(listed, "data", [])]
+            except Exception as exc:  # noqa: BLE001 - optional endpoint; the reply's model stays
+                log.info("no model list at %s: %s", _host_of(self.base_url), self._redact(str(exc)))
+                self._served = []
+        return self._served
+
+    def _reported_model(self, response: Any) -> str | None:
+        """What served the request: a compatible server's one listed model, else the reply's."""
+        replied = getattr(response, "model", None)
+        replied = model_key(replied) if isinstance(replied, str) and replied else None
+        if self.official:
+            return replied
+        served = self.served_models()
+        reported = served[0] if len(served) == 1 else replied
+        if reported and reported != model_key(self.model) and not self._warned:
+            self._warned = True
+            log.warning(
+                "server at %s answered for model %r with %r",
+                _host_of(self.base_url),
+                self.model,
+                reported,
+            )
+        return reported
+
+    def pricing(self, completion: Completion) -> str | None:
+        """The price-table model this answer is billed as, ``"free"``, or None (unknown).
+
+        On OpenAI's endpoint the reported snapshot if priced, else the configured
+        name; elsewhere only what the user vouches for with ``price_as``.
+        """
+        if not self.official:
+            return self.price_as
+        return completion.model or self.model
 
     def _backoff_s(self, attempt: int) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
@@ -194,6 +316,12 @@ class OpenAITranslator:
             kwargs["seed"] = self.seed
         if self.max_tokens is not None:
             kwargs["max_tokens"] = self.max_tokens
+        if self.stop:
+            kwargs["stop"] = self.stop
+        if self.response_format:
+            kwargs["response_format"] = self.response_format
+        if self.extra_body:
+            kwargs["extra_body"] = self.extra_body
         where = _host_of(self.base_url)
         started = time.monotonic()
         last = kind = ""
@@ -208,6 +336,18 @@ class OpenAITranslator:
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised if fatal
                 retryable, wait_s, kind, last = self._classify(exc)
                 last = self._redact(last)
+                if kind == "connection error":
+                    self._connection_failures += 1
+                    if self._connection_failures >= self.max_connection_failures:
+                        raise EndpointDown(
+                            self._redact(
+                                f"openai backend: cannot reach {where}: "
+                                f"{self._connection_failures} connection attempts in a row "
+                                f"failed (last: {last}); is the server running?"
+                            )
+                        ) from None
+                elif kind != "timeout":  # the server answered: it is up
+                    self._connection_failures = 0
                 if not retryable:
                     raise TranslatorError(
                         self._redact(
@@ -224,6 +364,7 @@ class OpenAITranslator:
                     break
                 self._sleep(delay)
                 continue
+            self._connection_failures = 0
             latency = time.monotonic() - t0
             usage = getattr(response, "usage", None)
             return Completion(
@@ -231,6 +372,7 @@ class OpenAITranslator:
                 prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
                 latency_s=latency,
+                model=self._reported_model(response),
             )
         raise CallFailed(
             self._redact(

@@ -9,6 +9,14 @@ So a cold and a warm run write byte-identical records; whether a request was a h
 or a call, and its latency, go to the job's log (see :func:`usage_stats` for the
 derived per-report hits). The output folder is built aside and swapped in whole,
 so a failed or killed job leaves nothing that a later run would trust.
+
+Failure policy (``failure_policy``): with ``"fail"`` (the default) a request that
+keeps failing makes the job fail AFTER the shard's other requests were tried and
+their answers cached, so re-running once the service is back calls only the
+failed requests; an unreachable endpoint (:class:`EndpointDown`) stops the shard at
+once. ``"fallback"`` keeps the job going: the failed frames get the raw ALM text,
+counted in ``failed_calls``/``fallback_frames`` (results then carry the outage until
+the shard is re-run with ``--forcerun``).
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from avsbridge.data.records import Clip
 from avsbridge.io import ArtifactError, atomic_dir, atomic_write_json, read_json
 from avsbridge.progress import Progress
 from avsbridge.translate import TRANSLATORS
-from avsbridge.translate.backends import CallFailed, Translator, TranslatorError
+from avsbridge.translate.backends import CallFailed, EndpointDown, Translator, TranslatorError
 from avsbridge.translate.cache import CallCache, request_key
 from avsbridge.translate.categories import labels_to_prompt
 from avsbridge.translate.prompts import citation, get_strategy
@@ -31,6 +39,7 @@ from avsbridge.translate.strategies import build_requests, parse_answers, reply_
 log = logging.getLogger("avsbridge.translate")
 
 SUMMARY_FILE = "_summary.json"
+FAILURE_POLICIES = ("fail", "fallback")
 _COUNTERS = (
     "alm_calls",
     "llm_requests",
@@ -234,6 +243,7 @@ def translate_shard(
     out_dir: Path,
     offline: bool = False,
     n_frames: int | None = None,
+    failure_policy: str | None = None,
 ) -> None:
     """Translate every clip of a shard and write ``out_dir/{slug}.json`` + ``_summary.json``.
 
@@ -241,11 +251,22 @@ def translate_shard(
     them as exp1..expK in the given order, none/fc exactly one. ``n_frames`` keeps
     the first n frames of each clip. A call that keeps failing with a transient
     fault (:class:`CallFailed`) is recorded: its frames fall back to the raw ALM
-    text, counted in ``failed_calls``/``fallback_frames``. The job fails, leaving
-    ``out_dir`` untouched, on a refused request (:class:`TranslatorError`), an
-    offline cache miss, or when every request of the shard failed (the service is
-    down: nothing worth keeping).
+    text, counted in ``failed_calls``/``fallback_frames``, under
+    ``failure_policy="fallback"``; under ``"fail"`` (the default; also read from
+    ``backend_options["failure_policy"]``) the job fails once the other
+    requests are answered and cached (see the module docstring). The job also fails,
+    leaving ``out_dir`` untouched, on a refused request (:class:`TranslatorError`),
+    an unreachable endpoint, an offline cache miss, or when every request of the
+    shard failed (the service is down: nothing worth keeping).
     """
+    backend_options = dict(backend_options)
+    # Also settable as a backend option (config backends.llm.options.failure_policy).
+    option = backend_options.pop("failure_policy", None)
+    failure_policy = failure_policy or option or "fail"
+    if failure_policy not in FAILURE_POLICIES:
+        raise ValueError(
+            f"failure_policy must be one of {', '.join(FAILURE_POLICIES)}, got {failure_policy!r}"
+        )
     spec = get_strategy(strategy)
     if not alm_dirs:
         raise ValueError("translate_shard: no ALM prompt folders given")
@@ -264,9 +285,15 @@ def translate_shard(
     )
     for slug in clip_ids:
         clip_id, texts_by_key, alm_calls = _read_alm_texts(alm_dirs, slug, n_frames)
-        records[slug] = _translate_clip(
-            clip_id, texts_by_key, alm_calls, strategy, translator, identity, cache, ledger
-        )
+        try:
+            records[slug] = _translate_clip(
+                clip_id, texts_by_key, alm_calls, strategy, translator, identity, cache, ledger
+            )
+        except EndpointDown as exc:
+            raise EndpointDown(
+                f"{exc} -- shard stopped at clip {clip_id!r}; the {ledger['calls']} answers "
+                "received are cached, a re-run calls only the rest"
+            ) from None
         progress.update()
     log.info(
         "llm shard %s: %d requests, %d cache hits, %d backend calls, %d failed",
@@ -279,6 +306,14 @@ def translate_shard(
     if ledger["failed"] and not ledger["hits"] + ledger["calls"]:
         raise TranslatorError(
             f"all {ledger['failed']} LLM requests of the shard failed; last: {ledger['last_error']}"
+        )
+    if ledger["failed"] and failure_policy == "fail":
+        total = ledger["hits"] + ledger["calls"] + ledger["failed"]
+        raise TranslatorError(
+            f"{ledger['failed']} of {total} LLM requests of the shard failed after retries "
+            f"(failure_policy=fail); the {ledger['hits'] + ledger['calls']} answered ones are "
+            "cached, so a re-run once the service is back calls only the failed ones; "
+            f"last error: {ledger['last_error']}"
         )
     summary = _summary(
         records,
