@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from avsbridge.devices import VISIBLE, device_count, gpu_slot
+from avsbridge.backends.slots import VISIBLE, device_count, gpu_slot
 
 REPO = Path(__file__).resolve().parents[1]
 
 JOB = textwrap.dedent(
     """
     import json, os, sys, time
-    from avsbridge.devices import gpu_slot
+    from avsbridge.backends.slots import gpu_slot
     out, hold_s, wanted = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     release = sys.argv[4] if len(sys.argv) > 4 else None  # hold until this file exists
     with gpu_slot(wanted, label=f"job{os.getpid()}", poll_s=0.02) as value:

@@ -4,8 +4,8 @@
 files are checked statically: the Python version is the project's, every pip pin
 equals the pin in pyproject.toml and in requirements.lock (the resolved venv CI
 tests), each env installs avsbridge itself, and every rule's ``conda:`` file exists.
-envs/pengi.yaml pins Pengi's own old stack on purpose (installed with ``--no-deps``);
-only its Python version and the ``--no-deps`` install are checked.
+envs/pengi.yaml runs Pengi's code on the main stack (avsbridge.audio_text.pengi_compat),
+so it is checked like every other env.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
-# Envs that pin another project's stack on purpose: Python version and --no-deps only.
-OWN_STACK = {"pengi.yaml"}
+# Envs that would pin another project's stack on purpose: Python version and --no-deps only.
+OWN_STACK: set[str] = set()
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)(\[[^\]]*\])?==([^\s;]+)$")
 
 

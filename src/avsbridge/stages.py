@@ -39,6 +39,7 @@ class Stage:
     summary: str | None = SUMMARY_NAME  # file every output folder holds (None: a file output)
     gpu_capable: bool = False  # whether the rule declares a gpu resource at all
     mem_mb: int = 1000  # peak memory of one job unless its backend declares its own
+    runner_options: tuple[str, ...] = ()  # backend options the stage runner takes itself
     precondition: Callable[[dict[str, Any], dict[str, Any]], str] | None = field(
         default=None, compare=False
     )
@@ -99,6 +100,7 @@ STAGES: dict[str, Stage] = {
             fields=("llm", "strategy"),
             registry="avsbridge.translate:TRANSLATORS",
             backend="llm",
+            runner_options=("failure_policy",),
         ),
         Stage(
             name="weak_labels",
@@ -274,8 +276,10 @@ def check_backends(config: dict[str, Any]) -> list[str]:
                 f"(known: {', '.join(registry.names())})"
             )
             continue
-        for option in registry.check_options(spec["name"], spec["options"]):
-            accepted = sorted(registry.needs(spec["name"]).options or ())
+        runner = stage(stage_name).runner_options
+        options = {k: v for k, v in spec["options"].items() if k not in runner}
+        for option in registry.check_options(spec["name"], options):
+            accepted = sorted({*(registry.needs(spec["name"]).options or ()), *runner})
             problems.append(
                 f"{key}.options.{option}: backend {spec['name']!r} has no option {option!r} "
                 f"(accepted: {', '.join(accepted)})"
@@ -317,13 +321,17 @@ def run_stage(name: str, smk: Any) -> None:
     """The one call of every ``workflow/scripts/<stage>.py``: log setup, then the job."""
     import logging
 
+    from avsbridge.backends.slots import gpu_slot
     from avsbridge.pipeline import setup_logging
 
     ctx = job_context(smk)
     setup_logging(ctx.log)
     module, _, function = stage(name).job.partition(":")
+    wanted = int(dict(smk.resources.items()).get("gpu", 0) or 0)
     try:
-        getattr(importlib.import_module(module), function)(ctx)
+        # one device per running GPU job on a multi-GPU machine (SLURM's own choice is kept)
+        with gpu_slot(wanted, label=f"{name} {ctx.wildcards}"):
+            getattr(importlib.import_module(module), function)(ctx)
     except BaseException:
         # the job's log holds the traceback (on SLURM the scheduler's file is elsewhere)
         logging.getLogger(f"avsbridge.{name}").exception("job failed")

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
-log = logging.getLogger("avsbridge.devices")
+log = logging.getLogger("avsbridge.backends.slots")
 
 COUNT_ENV = "AVSBRIDGE_GPU_COUNT"
 SLOT_DIR_ENV = "AVSBRIDGE_GPU_SLOT_DIR"
