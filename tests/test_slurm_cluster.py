@@ -30,7 +30,6 @@ from workflow_helpers import REPO, slice_config, snakemake_cmd
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-GPU_BACKEND = "demo-matcher"
 # Short status-check delay for a test cluster (MinJobAge 300 s >= 3 x this);
 # AVSBRIDGE_SLURM_FIRST_CHECK_S=20 measures the profile's own setting.
 FIRST_CHECK_S = int(os.environ.get("AVSBRIDGE_SLURM_FIRST_CHECK_S", "2"))
@@ -79,7 +78,7 @@ def _slice(tmp: Path) -> tuple[Path, Path]:
     shutil.copy(REPO / "params.yaml", work / "params.yaml")
     path = slice_config(tmp)
     config = yaml.safe_load(path.read_text())
-    config.setdefault("resources", {})["gpu_backends"] = [GPU_BACKEND]
+    config["backends"]["vfm"]["sam"]["gpu"] = True  # a GPU job, as a paper VFM is
     path.write_text(yaml.safe_dump(config))
     shutil.copy(path, work / "config" / "config.yaml")
     return work, path

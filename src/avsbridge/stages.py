@@ -224,7 +224,15 @@ def backend_needs(config: dict[str, Any], stage_name: str, role: str | None = No
 
 
 def gpu_count(config: dict[str, Any], stage_name: str, role: str | None = None) -> int:
-    """The ``gpu`` resource of one job (0 or 1), from what its backend declares."""
+    """The ``gpu`` resource of one job (0 or 1): the config's ``gpu:`` of the backend entry,
+    else what the backend registered."""
+    st = stage(stage_name)
+    if st.backend is not None and not (st.backend == "llm" and role == "none"):
+        entry = config["backends"].get(st.backend) or {}
+        if st.backend == "vfm":
+            entry = entry.get(role or "sam") or {}
+        if "gpu" in entry:
+            return 1 if entry["gpu"] else 0
     return 1 if backend_needs(config, stage_name, role).gpu else 0
 
 
