@@ -47,6 +47,9 @@ def _report_files() -> tuple[list[str], list[str], list[dict[str, Any]]]:
         else:
             outs += [f"{stem}.csv", f"{stem}.md", f"{stem}.csv.prov.json"]
             metrics.append(f"{stem}.json")
+    control = paths.audio_control_path({"reports_dir": REPORTS})
+    outs += [control, control + ".prov.json", control.removesuffix(".csv") + ".md"]
+    metrics.append(control.removesuffix(".csv") + ".json")
     outs.append(paths.index_path({"reports_dir": REPORTS}))
     return outs, metrics, plots
 

@@ -39,6 +39,7 @@ class Variant:
     strategy: str
     vfm: str
     box_threshold: float
+    perturbation: str = "none"  # audio control: none | mute | wgn10 | wgn40
     terminal: str = "evaluate"  # the stage whose output the cell reads
 
     @property
@@ -66,6 +67,7 @@ class Variant:
             f"strategy={self.strategy}",
             f"vfm={self.vfm}:{vfm.get('name', '?')}",
             f"box_threshold={self.box_threshold}",
+            *([f"audio={self.perturbation}"] if self.perturbation != "none" else []),
         ]
         return "; ".join(parts)
 
@@ -116,14 +118,17 @@ def complete_variant(config: dict[str, Any], fields: dict[str, Any]) -> Variant:
         aprompts = tuple(config["alm"]["prompts"])
     else:
         aprompts = (config["alm"]["default_prompt"],)
+    alm = fields.get("alm", config["backends"]["alm"]["name"])
     return Variant(
         dataset=fields["dataset"],
-        alm=fields.get("alm", config["backends"]["alm"]["name"]),
+        alm=alm,
         aprompts=aprompts,
         llm=fields.get("llm", config["backends"]["llm"]["name"]),
         strategy=strategy,
         vfm=fields.get("vfm", "sam"),
         box_threshold=float(fields.get("box_threshold", config["vfm"]["box_threshold"])),
+        # clip-level weak labels never hear the audio: a perturbed run is the normal run
+        perturbation="none" if alm == WEAK_LABEL else str(fields.get("perturbation", "none")),
     )
 
 

@@ -82,10 +82,29 @@ def threshold_key(box_threshold: float) -> str:
     return f"{float(box_threshold):.2f}"
 
 
+PERTURBATION_SEP = "~"
+
+
+def dataset_key(dataset: str, perturbation: str = "none") -> str:
+    """The ``{dataset}`` path value: ``s4``, or ``s4~mute`` for a perturbed-audio run.
+
+    The audio-control axis adds no level to any path: unperturbed artifacts keep
+    their paths, perturbed ones get their own dataset value everywhere downstream
+    of the audio (frames are the dataset's own, never copied).
+    """
+    return dataset if perturbation == "none" else f"{dataset}{PERTURBATION_SEP}{perturbation}"
+
+
+def split_dataset_key(key: str) -> tuple[str, str]:
+    """``s4~mute`` -> (``s4``, ``mute``); ``s4`` -> (``s4``, ``none``)."""
+    dataset, _, perturbation = key.partition(PERTURBATION_SEP)
+    return dataset, perturbation or "none"
+
+
 def variant_values(variant: Any) -> dict[str, str]:
     """The path values of a variant (the wildcards of every stage it runs through)."""
     return {
-        "dataset": variant.dataset,
+        "dataset": dataset_key(variant.dataset, getattr(variant, "perturbation", "none")),
         "alm": variant.alm,
         "aprompts": "+".join(variant.aprompts),
         "llm": variant.llm,
@@ -120,6 +139,10 @@ def report_stem(config: dict[str, Any], paper: str, table: str) -> str:
     """``reports/table1`` for the main paper, ``reports/baav/table1`` for the others."""
     base = reports_dir(config)
     return f"{base}/{table}" if paper == MAIN_PAPER else f"{base}/{paper}/{table}"
+
+
+def audio_control_path(config: dict[str, Any]) -> str:
+    return f"{reports_dir(config)}/audio_control.csv"
 
 
 def index_path(config: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 
 from avsbridge.data.records import Clip
 from avsbridge.io import atomic_write_json, read_image, read_json
+from avsbridge.paths import split_dataset_key
 from avsbridge.provenance.records import write_record
 from avsbridge.stages import SUMMARY_NAME, JobContext, backend_spec
 
@@ -45,7 +46,7 @@ def dataset_clips(config: dict[str, Any], dataset: str) -> list[Clip]:
     ``weak_labels`` (a ``name,labels`` CSV) sets the clip-level labels of OpenAVS*
     where the benchmark metadata has none (MS3).
     """
-    spec = config["datasets"][dataset]
+    spec = config["datasets"][split_dataset_key(dataset)[0]]
     clips = list(_load(spec["kind"], str(spec["root"]), spec["split"]))
     if spec.get("weak_labels"):
         labels = _weak_labels(str(spec["weak_labels"]))
@@ -64,7 +65,7 @@ METADATA_FILES = {
 
 def metadata_file(config: dict[str, Any], dataset: str) -> str:
     """The split list a dataset's clips come from (the DAG's dependency on the benchmark)."""
-    spec = config["datasets"][dataset]
+    spec = config["datasets"][split_dataset_key(dataset)[0]]
     root = Path(spec["root"])
     if spec["kind"] == "v3":
         from avsbridge.data.avsbench import find_v3_split_file
@@ -74,13 +75,13 @@ def metadata_file(config: dict[str, Any], dataset: str) -> str:
 
 
 def shard_names(config: dict[str, Any], dataset: str) -> list[str]:
-    size = config["datasets"][dataset]["shard_size"]
+    size = config["datasets"][split_dataset_key(dataset)[0]]["shard_size"]
     n = len(dataset_clips(config, dataset))
     return [f"{SHARD_PREFIX}{i:04d}" for i in range((n + size - 1) // size)]
 
 
 def shard_clips(config: dict[str, Any], dataset: str, shard: str) -> list[Clip]:
-    size = config["datasets"][dataset]["shard_size"]
+    size = config["datasets"][split_dataset_key(dataset)[0]]["shard_size"]
     index = int(shard.removeprefix(SHARD_PREFIX))
     return dataset_clips(config, dataset)[index * size : (index + 1) * size]
 
@@ -161,7 +162,7 @@ def setup_logging(log_file: str | None) -> None:
 def object_mask_reader(config: dict[str, Any], dataset: str) -> Any:
     """GT path -> binary float mask: grayscale > 127 (S4/MS3), or any object class of an
     AVSS/V3 palette label (OpenAVS Eq. 10: semantic labels binarised)."""
-    spec = config["datasets"][dataset]
+    spec = config["datasets"][split_dataset_key(dataset)[0]]
     if spec["kind"] in ("avss", "v3"):
         from avsbridge.data.avsbench import avss_binary_mask, avss_root_palette, read_avss_label
 
@@ -179,12 +180,19 @@ def audio_text_job(ctx: JobContext) -> None:
     from avsbridge.audio_text.run import describe_shard
 
     clips = shard_clips(config, dataset, shard)
-    backend = backend_spec(config, "audio_text", dataset=dataset)
+    backend = backend_spec(config, "audio_text", dataset=split_dataset_key(dataset)[0])
     if backend["name"] != alm:
         raise ValueError(
             f"ALM {alm!r} requested but profile {config['profile']!r} uses {backend['name']!r}"
         )
-    describe_shard(clips, backend["name"], backend["options"], aprompt, out_dir)
+    describe_shard(
+        clips,
+        backend["name"],
+        backend["options"],
+        aprompt,
+        out_dir,
+        perturbation=split_dataset_key(dataset)[1],
+    )
     summary = read_json(out_dir / SUMMARY_NAME)  # what the backend said it is
     write_record(
         out_dir,
@@ -269,7 +277,7 @@ def segment_job(ctx: JobContext) -> None:
     from avsbridge.segment.run import segment_shard
 
     clips = shard_clips(config, dataset, shard)
-    backend = backend_spec(config, "segment", vfm, dataset)
+    backend = backend_spec(config, "segment", vfm, split_dataset_key(dataset)[0])
     segment_shard(
         clips,
         text_dir,

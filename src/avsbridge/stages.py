@@ -85,7 +85,7 @@ STAGES: dict[str, Stage] = {
             job="avsbridge.pipeline:audio_text_job",
             code=("avsbridge.audio_text", "avsbridge.pipeline"),
             env="audio_text",
-            fields=("dataset", "alm", "aprompts"),
+            fields=("dataset", "alm", "aprompts", "perturbation"),
             registry="avsbridge.audio_text:AUDIO_TEXTERS",
             backend="alm",
             gpu_capable=True,
@@ -108,7 +108,7 @@ STAGES: dict[str, Stage] = {
             job="avsbridge.pipeline:weak_labels_job",
             code=("avsbridge.translate", "avsbridge.pipeline"),
             env="translate",
-            fields=("dataset", "alm", "aprompts", "llm", "strategy"),
+            fields=("dataset", "alm", "aprompts", "llm", "strategy", "perturbation"),
             precondition=_weak_label_reason,
         ),
         Stage(
@@ -165,7 +165,7 @@ def families() -> list[str]:
 
 
 # Rules that are not stage families (reports, figures, targets), for audit and logs.
-REPORT_RULES = ("report_table", "report_figure", "report_index")
+REPORT_RULES = ("report_table", "report_figure", "report_audio_control", "report_index")
 
 # Evaluation protocols the evaluate stage computes, per dataset kind; a column
 # whose protocol is not listed for its dataset is empty with that reason.

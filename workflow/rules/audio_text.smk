@@ -4,7 +4,7 @@
 rule audio_text:
     input:
         audio=shard_audio,
-        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
+        checked=lambda w: paths.path(config, "data_check", dataset=base_dataset(w)),
     output:
         directory(paths.pattern(config, "audio_text")),
     log:
@@ -16,7 +16,7 @@ rule audio_text:
         gpu=stages.gpu_count(config, "audio_text"),
     params:
         code=stage_code("audio_text"),
-        backend=lambda w: backend_param("audio_text", None, w.dataset),
+        backend=lambda w: backend_param("audio_text", None, base_dataset(w)),
         prompt_key=lambda w: w.aprompt,
     script:
         "../scripts/audio_text.py"

@@ -12,6 +12,7 @@ from avsbridge.config import prepare_workflow_config
 from avsbridge.provenance.code import code_hash
 from avsbridge.provenance.records import scrub
 from avsbridge.provenance.snakemake_state import adopt_state
+from avsbridge.reports.audio_control import audio_control_variants
 
 prepare_workflow_config(config, workflow)
 
@@ -29,7 +30,7 @@ adopt_state(Path("."), R)
 
 
 wildcard_constraints:
-    dataset="[a-z0-9_]+",
+    dataset="[a-z0-9_]+(~(mute|wgn10|wgn40))?",
     alm="[a-z0-9-]+",
     aprompt="[a-z]+",
     aprompts="[a-z+]+",
@@ -59,6 +60,11 @@ def backend_param(*args):
     return scrub(stages.backend_spec(config, *args))
 
 
+def base_dataset(w):
+    """The configured dataset of a (possibly audio-perturbed, ``s4~mute``) dataset key."""
+    return paths.split_dataset_key(w.dataset)[0]
+
+
 def shard_clips(w):
     return pipeline.shard_clips(config, w.dataset, w.shard)
 
@@ -84,7 +90,9 @@ def variant_shards(w, stage):
 def family_outputs(family):
     """Every artifact of one family (alm, text, masks, metrics) the reports need."""
     out = []
-    for v in experiments.all_variants(config):
+    for v in dict.fromkeys(
+        [*experiments.all_variants(config), *audio_control_variants(config)]
+    ):
         for name in v.stages:
             if paths.FAMILY_OF_STAGE[name] != family:
                 continue
@@ -129,6 +137,6 @@ def report_inputs(w):
 
 
 def report_outputs():
-    out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS]
+    out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS] + [paths.audio_control_path(config)]
     out += [f"{RD}/{k}.{ext}" for k in FIGURE_REPORTS for ext in ("png", "csv")]
     return out

@@ -5,7 +5,7 @@
 rule flow:
     input:
         metadata=dataset_metadata,
-        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
+        checked=lambda w: paths.path(config, "data_check", dataset=base_dataset(w)),
     output:
         directory(paths.pattern(config, "flow")),
     log:

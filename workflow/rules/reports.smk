@@ -56,6 +56,34 @@ rule report_figure:
         "../scripts/report_figure.py"
 
 
+rule report_audio_control:
+    input:
+        lambda w: [
+            paths.metrics_path(config, v) for v in audio_control_variants(config)
+        ],
+    output:
+        csv=report(
+            paths.audio_control_path(config),
+            caption="../report/audio_control.rst",
+            category="Tables",
+        ),
+        md=paths.audio_control_path(config).removesuffix(".csv") + ".md",
+        json=paths.audio_control_path(config).removesuffix(".csv") + ".json",
+        prov=paths.audio_control_path(config) + ".prov.json",
+    log:
+        f"{paths.logs_dir(config)}/reports/audio_control.log",
+    conda:
+        "../../envs/core.yaml"
+    params:
+        code=code_hash(
+            "avsbridge.reports", "avsbridge.experiments", "avsbridge.resources"
+        ),
+        profile=config["profile"],
+        audio_control=config.get("audio_control", {}),
+    script:
+        "../scripts/report_audio_control.py"
+
+
 rule report_index:
     input:
         report_outputs(),

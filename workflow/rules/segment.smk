@@ -5,7 +5,7 @@ rule segment:
     input:
         text=lambda w: paths.path(config, "translate", **dict(w.items())),
         metadata=dataset_metadata,
-        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
+        checked=lambda w: paths.path(config, "data_check", dataset=base_dataset(w)),
     output:
         directory(paths.pattern(config, "segment")),
     log:
@@ -17,7 +17,7 @@ rule segment:
         gpu=lambda w: stages.gpu_count(config, "segment", w.vfm),
     params:
         code=stage_code("segment"),
-        backend=lambda w: backend_param("segment", w.vfm, w.dataset),
+        backend=lambda w: backend_param("segment", w.vfm, base_dataset(w)),
         text_threshold=config["vfm"]["text_threshold"],
     script:
         "../scripts/segment.py"

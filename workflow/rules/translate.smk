@@ -28,7 +28,7 @@ rule translate:
 
 rule weak_labels:
     input:
-        lambda w: config["datasets"][w.dataset].get("weak_labels", []),
+        lambda w: config["datasets"][base_dataset(w)].get("weak_labels", []),
     output:
         directory(paths.pattern(config, "weak_labels")),
     log:

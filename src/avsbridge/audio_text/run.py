@@ -109,15 +109,25 @@ def describe_shard(
     prompt_key: str,
     out_dir: Path,
     frames_per_call: int = FRAMES_PER_CALL,
+    perturbation: str = "none",
 ) -> None:
     """Write ``out_dir/{clip.slug}.json`` per clip and ``out_dir/_summary.json``, atomically.
 
     Each clip record: clip id, backend identity, prompt key and text, one text per
-    frame, ``alm_calls`` (= frames described) and the wav's sha256.
+    frame, ``alm_calls`` (= frames described) and the wav's sha256. ``perturbation``
+    (mute | wgn10 | wgn40; the audio-control test) replaces each clip's waveform before
+    the backend hears it (avsbridge.data.perturb: seeded by clip, reproducible).
     """
+    from avsbridge.data.perturb import perturb
+
     out_dir = Path(out_dir)
     prompt = prompt_text(prompt_key)
     audio = [_read_clip_audio(clip) for clip in clips]  # fail on bad input before loading a model
+    if perturbation != "none":
+        audio = [
+            (perturb(samples, perturbation, clip.id), rate, sha, channels)
+            for clip, (samples, rate, sha, channels) in zip(clips, audio, strict=True)
+        ]
 
     started = time.perf_counter()
     texter: AudioTexter = AUDIO_TEXTERS.create(backend, **dict(backend_options))
@@ -166,6 +176,7 @@ def describe_shard(
                     "texts": texts[lo:hi],
                     "alm_calls": hi - lo,
                     "audio_sha256": audio_sha,
+                    **({"audio_perturbation": perturbation} if perturbation != "none" else {}),
                 },
             )
         atomic_write_json(

@@ -45,3 +45,9 @@ def report_index_job(smk: Any) -> None:
     from avsbridge.reports.index import write_index
 
     _run(smk, lambda: write_index(smk.config, Path(smk.output[0])))
+
+
+def report_audio_control_job(smk: Any) -> None:
+    from avsbridge.reports.audio_control import write_audio_control
+
+    _run(smk, lambda: write_audio_control(smk.config, Path(smk.output.csv)))
