@@ -12,12 +12,12 @@ from avsbridge.audio_text import ALM_PROMPTS, AUDIO_TEXTERS, AudioTexter, prompt
 from avsbridge.audio_text.base import (
     Tag,
     fit_length,
-    resolve_device,
     select_tags,
     tags_to_text,
 )
 from avsbridge.audio_text.prompts import DEFAULT_PROMPT_KEY, prompt_key_of
 from avsbridge.audio_text.yamnet import YAMNET_INPUT, read_yamnet_labels
+from avsbridge.backends import resolve_device
 from avsbridge.io import ArtifactError, read_wav
 
 
@@ -151,3 +151,13 @@ def test_prompt_forms_differ_and_are_deterministic(yamnet: AudioTexter, shared_m
         "10c95ea3eb9a7bb4cb8bddf6feb023250381008177ac162ce169694d05c317de"
     )
     assert identity == again.identity()
+
+
+def test_strict_device_refuses_a_hidden_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One device helper for every stage: CUDA_VISIBLE_DEVICES="" hides every GPU."""
+    from avsbridge.backends.device import DeviceError
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(DeviceError, match="cuda:1"):
+        resolve_device("cuda:1", strict=True)
