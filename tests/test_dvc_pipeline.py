@@ -129,7 +129,7 @@ def projects(tmp_path_factory, weights_mirror):
     _run(["dvc", "repro"], origin, env)
     repro_s = time.monotonic() - t0
     _run(["git", "add", "-A"], origin, env)
-    _run(["git", "add", "-f", "dvc.lock"], origin, env)  # sharing a run: its lock, on purpose
+    _run(["git", "add", "dvc.lock"], origin, env)  # sharing a run: its lock, on purpose
     _run(["git", "commit", "-q", "-m", "dvc repro"], origin, env)
     _run(["dvc", "push"], origin, env)
     return {"tmp": tmp, "env": env, "origin": origin, "killed": killed, "repro_s": repro_s}

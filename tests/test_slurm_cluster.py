@@ -186,7 +186,13 @@ def test_slice_through_slurm_equals_local_run(cluster: SlurmCluster, tmp_path: P
 
     jobs = [j for j in _jobs(cluster) if "rule_" in j.get("Comment", "")]
     by_rule = {j["Comment"].split("_wildcards")[0].removeprefix("rule_"): j for j in jobs}
-    assert set(by_rule) == {"audio_text", "translate", "segment", "evaluate"}, by_rule.keys()
+    assert set(by_rule) == {
+        "data_check",
+        "audio_text",
+        "translate",
+        "segment",
+        "evaluate",
+    }, by_rule.keys()
     assert all(j["JobState"] == "COMPLETED" for j in jobs), [j["JobState"] for j in jobs]
     # The rule's gpu resource reached SLURM as a GPU request; CPU rules asked for none.
     segment = by_rule["segment"]
