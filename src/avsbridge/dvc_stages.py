@@ -82,7 +82,8 @@ def dvc_config() -> dict[str, Any]:
         "metrics": metrics,
         "plots": plots,
     }
-    return {"vars": ["params.yaml:dvc"], "stages": stages}
+    # params.yaml is DVC's default vars file: ${dvc.profile_file} etc. need no `vars:` entry
+    return {"stages": stages}
 
 
 def dvc_yaml_text() -> str:
