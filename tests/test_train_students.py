@@ -1,0 +1,110 @@
+"""Each student end to end with a tiny random config: train, save, resume, predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from train_fixtures import SIZE, make_clips, write_feature_shards, write_label_shards
+
+from avsbridge.io import read_json, read_prob_png
+from avsbridge.segment.run import boxes_name, mask_name
+from avsbridge.train import STUDENTS
+from avsbridge.train import checkpoint as ck
+from avsbridge.train.data import make_samples
+from avsbridge.train.loop import STATE, TrainSettings, resolve, train_student
+from avsbridge.train.predict import load_student, predict_shard
+
+TINY_PVT = {
+    "depths": (1, 1, 1, 1),
+    "embed_dims": (8, 16, 20, 32),
+    "num_heads": (1, 2, 5, 8),
+    "mlp_ratios": (2, 2, 2, 2),
+    "sr_ratios": (8, 4, 2, 1),
+}
+TINY = {
+    "demo": {"image_size": 32, "widths": (4, 8), "audio_hidden": 8, "audio_dim": 8},
+    "tpavi": {
+        "image_size": 32,
+        "channel": 8,
+        "backbone": TINY_PVT,
+        "pretrained": False,
+        "supervised_frames": "all",
+        "masked_av": True,
+    },
+}
+
+
+@pytest.fixture()
+def data(tmp_path):
+    clips, truth = make_clips(tmp_path / "media", 4)
+    labels = write_label_shards(tmp_path / "labels", clips, truth)
+    return tmp_path, clips, labels
+
+
+@pytest.mark.parametrize("name", ["demo", "tpavi"])
+def test_student_trains_saves_resumes_predicts(data, name):
+    tmp, clips, labels = data
+    student = STUDENTS.load_all().create(name, **TINY[name])
+    features = write_feature_shards(tmp / "feat", clips, student.audio_dim)
+    samples = make_samples(clips, features, labels)
+    settings = TrainSettings(epochs=1, batch_size=2, lr=1e-3, seed=0, val_clips=1)
+    out = tmp / "ckpt"
+    summary = train_student(
+        student, settings, samples[:3], samples[3:], out, {"options": student.options}
+    )
+    for part in (ck.WEIGHTS, ck.STATE, ck.CONFIG, ck.METRICS, ck.SUMMARY):
+        assert (out / part).is_file(), part
+    assert (out / ck.DVCLIVE / "metrics.json").is_file()
+    metrics = read_json(out / ck.METRICS)
+    assert [m["epoch"] for m in metrics] == [1] and np.isfinite(metrics[0]["train/loss"])
+    assert 0.0 <= metrics[0]["val/miou"] <= 1.0
+    assert summary["student"] == name and not ck.work_dir(out).exists()
+
+    # resume: one more epoch continues from the saved state (state -> work dir, epochs=2)
+    work = ck.work_dir(out)
+    work.mkdir()
+    state = torch.load(out / ck.STATE, weights_only=False)
+    resolved = {"options": student.options}
+    settings2 = TrainSettings(epochs=2, batch_size=2, lr=1e-3, seed=0, val_clips=1)
+    from avsbridge.io import content_key
+
+    state["config_key"] = content_key(
+        {**resolved, "settings": settings2.__dict__, "student": student.name}
+    )
+    torch.save(state, work / STATE)
+    train_student(student, settings2, samples[:3], samples[3:], out, resolved)
+    assert [m["epoch"] for m in read_json(out / ck.METRICS)] == [1, 2]
+    assert read_json(out / ck.DVCLIVE / "metrics.json")["step"] == 1
+
+    loaded_student, model = load_student(out, name)
+    assert loaded_student.options == student.options
+    pred = tmp / "pred" / "s0000"
+    predict_shard(clips[:2], out, name, features, pred)
+    for clip in clips[:2]:
+        boxes = read_json(pred / boxes_name(clip.slug))
+        assert set(boxes["frames"]) == {"1", "2", "3"}
+        for k in range(1, clip.n_frames + 1):
+            prob = read_prob_png(pred / mask_name(clip.slug, k))
+            assert prob.shape == (SIZE, SIZE + 8)  # the frame's own size
+    assert read_json(pred / "_summary.json")["identity"]["weights_sha256"]
+
+
+def test_resolve_merges_recipe_params_and_kind():
+    cls = STUDENTS.load_all().get("tpavi")
+    options, hyper = resolve(
+        cls, "ms3", {"lr": 5e-5, "options": {"channel": 64}, "ms3": {"epochs": 3}}
+    )
+    assert hyper == {"epochs": 3, "batch_size": 4, "lr": 5e-5}
+    assert options["masked_av"] is True and options["lambda_1"] == 0.5 and options["channel"] == 64
+    options, hyper = resolve(cls, "s4", None)
+    assert hyper["epochs"] == 15 and "masked_av" not in options
+
+
+def test_registry_declares_gpu_students():
+    reg = STUDENTS.load_all()
+    assert reg.needs("tpavi").gpu and not reg.needs("demo").gpu
+    assert reg.check_options("tpavi", {"channel": 1, "nope": 2}) == ["nope"]
+    json.dumps(reg.create("tpavi", pretrained=False).identity())
