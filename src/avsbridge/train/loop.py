@@ -235,7 +235,7 @@ def train_student(
             if not torch.isfinite(loss):
                 kept = f"the state of epoch {start if not history else history[-1]['epoch']}"
                 raise TrainingDivergedError(
-                    f"{out_dir}: training diverged: loss is {float(loss)} at epoch {epoch + 1} "
+                    f"{out_dir}: training diverged: loss is {float(loss.detach())} at epoch {epoch + 1} "
                     f"step {step + 1}; {kept} is kept in {state_path} (lower the learning rate "
                     "or check the inputs)"
                 )
