@@ -108,3 +108,21 @@ def test_registry_declares_gpu_students():
     assert reg.needs("tpavi").gpu and not reg.needs("demo").gpu
     assert reg.check_options("tpavi", {"channel": 1, "nope": 2}) == ["nope"]
     json.dumps(reg.create("tpavi", pretrained=False).identity())
+
+
+def test_training_curve_figure(data):
+    from avsbridge.train.curves import plot_training_curves
+
+    tmp, clips, labels = data
+    student = STUDENTS.load_all().create("demo", **TINY["demo"])
+    features = write_feature_shards(tmp / "feat", clips, student.audio_dim)
+    samples = make_samples(clips, features, labels)
+    settings = TrainSettings(epochs=2, batch_size=2, lr=1e-3, seed=0, val_clips=1)
+    out = tmp / "ckpt"
+    train_student(student, settings, samples[:3], samples[3:], out, {})
+    png = tmp / "curve.png"
+    plot_training_curves({"demo seed 0": out}, png, "demo student")
+    first = png.read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    plot_training_curves({"demo seed 0": out}, png, "demo student")
+    assert png.read_bytes() == first
