@@ -34,6 +34,21 @@ TINY = {
         "supervised_frames": "all",
         "masked_av": True,
     },
+    "avsegformer": {
+        "image_size": 32,
+        "embed_dim": 32,
+        "query_num": 4,
+        "num_heads": 4,
+        "ffn_dim": 32,
+        "encoder_layers": 1,
+        "decoder_layers": 1,
+        "generator_layers": 1,
+        "generator_hidden": 32,
+        "mlp_hidden": 8,
+        "backbone": TINY_PVT,
+        "pretrained": False,
+        "freeze_epochs": 1,
+    },
 }
 
 
@@ -44,7 +59,7 @@ def data(tmp_path):
     return tmp_path, clips, labels
 
 
-@pytest.mark.parametrize("name", ["demo", "tpavi"])
+@pytest.mark.parametrize("name", ["demo", "tpavi", "avsegformer"])
 def test_student_trains_saves_resumes_predicts(data, name):
     tmp, clips, labels = data
     student = STUDENTS.load_all().create(name, **TINY[name])
@@ -72,7 +87,12 @@ def test_student_trains_saves_resumes_predicts(data, name):
     from avsbridge.io import content_key
 
     state["config_key"] = content_key(
-        {**resolved, "settings": settings2.__dict__, "student": student.name}
+        {
+            **resolved,
+            "options": student.options,
+            "settings": settings2.__dict__,
+            "student": student.name,
+        }
     )
     torch.save(state, work / STATE)
     train_student(student, settings2, samples[:3], samples[3:], out, resolved)
@@ -126,3 +146,51 @@ def test_training_curve_figure(data):
     assert first[:8] == b"\x89PNG\r\n\x1a\n"
     plot_training_curves({"demo seed 0": out}, png, "demo student")
     assert png.read_bytes() == first
+
+
+def _official_pvt_key(key: str) -> str:
+    """timm PVT-v2 key -> the official PVT release's (the inverse of timm's filter)."""
+    import re
+
+    key = key.replace("patch_embed.", "patch_embed1.")
+    key = re.sub(r"stages\.(\d+)\.downsample\.", lambda m: f"patch_embed{int(m[1]) + 1}.", key)
+    key = re.sub(r"stages\.(\d+)\.blocks\.(\d+)\.", lambda m: f"block{int(m[1]) + 1}.{m[2]}.", key)
+    key = re.sub(r"stages\.(\d+)\.norm\.", lambda m: f"norm{int(m[1]) + 1}.", key)
+    return key.replace("mlp.dwconv.", "mlp.dwconv.dwconv.")
+
+
+def test_avsegformer_official_checkpoint_layout_loads():
+    """A DataParallel checkpoint in the official naming (PVT keys of the official release,
+    its frozen VGGish weights) loads into the native model, tensor for tensor."""
+    from avsbridge.train.students.avsegformer import load_official_state_dict
+
+    student = STUDENTS.load_all().create("avsegformer", **TINY["avsegformer"])
+    torch.manual_seed(3)
+    source, target = student.build(), student.build()
+    official = {}
+    for key, value in source.state_dict().items():
+        if key.startswith("backbone."):
+            key = "backbone." + _official_pvt_key(key.removeprefix("backbone."))
+        official["module." + key] = value
+    official["module.vggish.features.0.weight"] = torch.zeros(64, 1, 3, 3)
+    load_official_state_dict(target, official)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_avsegformer_backbone_frozen_for_first_epochs(data):
+    tmp, clips, labels = data
+    student = STUDENTS.load_all().create("avsegformer", **TINY["avsegformer"])
+    features = write_feature_shards(tmp / "feat", clips, student.audio_dim)
+    samples = make_samples(clips, features, labels)
+    torch.manual_seed(0)
+    initial = {k: v.clone() for k, v in student.build().state_dict().items()}
+    out = tmp / "ckpt"
+    settings = TrainSettings(epochs=1, batch_size=2, lr=1e-2, seed=0)
+    train_student(student, settings, samples, [], out, {})
+    from avsbridge.train.predict import load_student
+
+    _, model = load_student(out, "avsegformer")
+    trained = model.state_dict()
+    assert all(torch.equal(trained[k], initial[k]) for k in initial if k.startswith("backbone."))
+    assert not torch.equal(trained["audio_proj.weight"], initial["audio_proj.weight"])

@@ -82,6 +82,10 @@ class Student:
         """The training loss and its named parts (logged per epoch)."""
         raise NotImplementedError
 
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        """Per-epoch schedule (0-based ``epoch``): e.g. a backbone frozen for the first epochs.
+        A pure function of the epoch, so a resumed run schedules like an uninterrupted one."""
+
     def optimizer(self, params: Any, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 

@@ -185,7 +185,12 @@ def train_student(
     work.mkdir(parents=True, exist_ok=True)
     if settings.threads:
         torch.set_num_threads(int(settings.threads))
-    config = {**resolved, "settings": asdict(settings), "student": student.name}
+    config = {
+        **resolved,
+        "options": student.options,  # predict rebuilds the model from these
+        "settings": asdict(settings),
+        "student": student.name,
+    }
     config_key = content_key(config)
     device = settings.device
 
@@ -225,6 +230,7 @@ def train_student(
         sums: dict[str, float] = {}
         n_batches = n_samples = 0
         data_s = step_s = 0.0
+        student.on_epoch_start(model, epoch)
         tick = time.perf_counter()
         for step, batch in enumerate(loader(train, epoch_order(len(train), settings.seed, epoch))):
             loaded = time.perf_counter()

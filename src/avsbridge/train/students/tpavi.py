@@ -33,30 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avsbridge import weights
 from avsbridge.train import STUDENTS
 from avsbridge.train.base import Batch, Student, StudentOutput
-
-log = logging.getLogger("avsbridge.train.tpavi")
-
-weights.register_source(
-    weights.WeightSource(
-        name="pvt-v2-b5",
-        filename="pvt_v2_b5.pth",
-        url="https://github.com/whai362/PVT/releases/download/v2/pvt_v2_b5.pth",
-        sha256=None,
-        licence="Apache-2.0",
-        note="PVT-v2-B5 ImageNet-1k weights (official PVT release, the AVSBench init)",
-    )
+from avsbridge.train.students._pvt import (
+    PVT_B5,
+    build_pvt,
+    load_imagenet,
+    official_to_timm,
+    pvt_features,
 )
 
-PVT_B5 = {
-    "depths": (3, 6, 40, 3),
-    "embed_dims": (64, 128, 320, 512),
-    "num_heads": (1, 2, 5, 8),
-    "mlp_ratios": (4, 4, 4, 4),
-    "sr_ratios": (8, 4, 2, 1),
-}
+log = logging.getLogger("avsbridge.train.tpavi")
 
 
 class TPAVIBlock(nn.Module):
@@ -148,17 +135,8 @@ class TPAVINet(nn.Module):
         drop_path_rate: float = 0.1,
     ) -> None:
         super().__init__()
-        from timm.models.pvt_v2 import PyramidVisionTransformerV2
-
         spec = {**PVT_B5, **(backbone or {})}
-        # built from the class, not timm.create_model: name lookups can be shadowed by
-        # other code registering its own "pvt_v2_b5" (the official pvt.py does)
-        self.encoder_backbone = PyramidVisionTransformerV2(
-            num_classes=0,
-            qkv_bias=True,
-            drop_path_rate=drop_path_rate,
-            **{k: tuple(v) for k, v in spec.items()},
-        )
+        self.encoder_backbone = build_pvt(spec, drop_path_rate)
         dims = tuple(spec["embed_dims"])
         self.tpavi_stages = tuple(int(s) for s in tpavi_stages)
         for i, dim in enumerate(dims, start=1):
@@ -177,9 +155,7 @@ class TPAVINet(nn.Module):
     def forward(self, frames: torch.Tensor, audio: torch.Tensor) -> StudentOutput:
         """frames [B, T, 3, H, W], audio [B, T, D] -> logits [B*T, 1, H, W] (+ loss inputs)."""
         b, t = frames.shape[:2]
-        feats = self.encoder_backbone.forward_intermediates(
-            frames.flatten(0, 1), intermediates_only=True
-        )
+        feats = pvt_features(self.encoder_backbone, frames.flatten(0, 1))
         maps = [getattr(self, f"conv{i + 1}")(f) for i, f in enumerate(feats)]
         audio_maps: list[torch.Tensor | None] = [None] * len(maps)
         for i in self.tpavi_stages:
@@ -201,13 +177,11 @@ class TPAVINet(nn.Module):
 
 def load_official_state_dict(model: TPAVINet, state_dict: dict[str, torch.Tensor]) -> None:
     """Load an official AVSBench ``Pred_endecoder`` state dict (DataParallel prefix ok)."""
-    from timm.models.pvt_v2 import checkpoint_filter_fn
-
     sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
     prefix = "encoder_backbone."
     backbone = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     rest = {k: v for k, v in sd.items() if not k.startswith(prefix)}
-    backbone = checkpoint_filter_fn(backbone, model.encoder_backbone)
+    backbone = official_to_timm(backbone, model.encoder_backbone)
     model.load_state_dict({**rest, **{prefix + k: v for k, v in backbone.items()}})
 
 
@@ -322,26 +296,8 @@ class TPAVIStudent(Student):
             drop_path_rate=o["drop_path_rate"],
         )
         if o["pretrained"]:
-            self._load_pvt(model)
+            load_imagenet(model.encoder_backbone, self.pvt_weights)
         return model
-
-    def _load_pvt(self, model: TPAVINet) -> None:
-        """ImageNet PVT-v2 weights into the encoder (official ``initialize_pvt_weights``)."""
-        from timm.models.pvt_v2 import checkpoint_filter_fn
-
-        from avsbridge.io import ArtifactError
-
-        path = self.pvt_weights or str(weights.resolve("pvt-v2-b5"))
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ArtifactError(path, f"cannot read PVT-v2 weights ({exc})") from None
-        state = checkpoint_filter_fn(state, model.encoder_backbone)
-        own = model.encoder_backbone.state_dict()
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise ArtifactError(path, f"not PVT-v2 weights of this size (missing {missing[:3]})")
-        model.encoder_backbone.load_state_dict({k: state[k] for k in own})
 
     def loss(self, output: StudentOutput, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         assert batch.masks is not None
