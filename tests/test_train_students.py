@@ -49,6 +49,23 @@ TINY = {
         "pretrained": False,
         "freeze_epochs": 1,
     },
+    "sama_avs": {
+        "image_size": 32,
+        "encoder": {
+            "embed_dim": 16,
+            "depth": 2,
+            "num_heads": 2,
+            "global_attn_indexes": [1],
+            "window_size": 1,
+            "patch_size": 8,
+            "out_chans": 16,
+        },
+        "audio_hidden": 8,
+        "decoder_mlp": 16,
+        "decoder_heads": 2,
+        "iou_hidden": 8,
+        "pretrained": False,
+    },
 }
 
 
@@ -59,7 +76,7 @@ def data(tmp_path):
     return tmp_path, clips, labels
 
 
-@pytest.mark.parametrize("name", ["demo", "tpavi", "avsegformer"])
+@pytest.mark.parametrize("name", ["demo", "tpavi", "avsegformer", "sama_avs"])
 def test_student_trains_saves_resumes_predicts(data, name):
     tmp, clips, labels = data
     student = STUDENTS.load_all().create(name, **TINY[name])
@@ -194,3 +211,40 @@ def test_avsegformer_backbone_frozen_for_first_epochs(data):
     trained = model.state_dict()
     assert all(torch.equal(trained[k], initial[k]) for k in initial if k.startswith("backbone."))
     assert not torch.equal(trained["audio_proj.weight"], initial["audio_proj.weight"])
+
+
+def test_sama_loads_sam_weights_trains_only_adapter_and_decoder(data, tmp_path):
+    from avsbridge.train.students.sama_avs import load_official_state_dict, load_sam
+
+    student = STUDENTS.load_all().create("sama_avs", **TINY["sama_avs"])
+    torch.manual_seed(5)
+    sam_like = student.build()
+    sam_file = (
+        tmp_path / "sam_tiny.pth"
+    )  # SAM's own checkpoint keys: image_encoder.*, mask_decoder.*
+    torch.save(
+        {k: v for k, v in sam_like.state_dict().items() if "prompt_generator" not in k}
+        | {"prompt_encoder.no_mask_embed.weight": torch.zeros(1, 16)},
+        sam_file,
+    )
+    model = student.build()
+    missing = load_sam(model, str(sam_file))
+    assert any(k.startswith("image_encoder.prompt_generator.") for k in missing)
+    assert "no_mask_embed.weight" not in missing  # same key name at top level in this fixture
+    torch.testing.assert_close(
+        model.state_dict()["image_encoder.blocks.0.attn.qkv.weight"],
+        sam_like.state_dict()["image_encoder.blocks.0.attn.qkv.weight"],
+    )
+    official = {f"module.{k}": v for k, v in sam_like.state_dict().items()}
+    official["module.audio_encoder.audio_backbone.features.0.weight"] = torch.zeros(1)
+    load_official_state_dict(model, official)
+
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(
+        n.startswith(("image_encoder.prompt_generator.", "mask_decoder.", "no_mask_embed"))
+        for n in trainable
+    )
+    assert any(n.startswith("mask_decoder.") for n in trainable)
+    assert student.lr_at(0, 80, 2e-4) == pytest.approx(2e-4)
+    assert student.lr_at(80, 80, 2e-4) == pytest.approx(1e-7)
+    assert student.lr_at(40, 80, 2e-4) == pytest.approx((2e-4 + 1e-7) / 2)

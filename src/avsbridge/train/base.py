@@ -86,6 +86,10 @@ class Student:
         """Per-epoch schedule (0-based ``epoch``): e.g. a backbone frozen for the first epochs.
         A pure function of the epoch, so a resumed run schedules like an uninterrupted one."""
 
+    def lr_at(self, epoch: int, epochs: int, lr: float) -> float:
+        """The learning rate of (0-based) ``epoch``; constant unless a student schedules it."""
+        return lr
+
     def optimizer(self, params: Any, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 

@@ -231,6 +231,8 @@ def train_student(
         n_batches = n_samples = 0
         data_s = step_s = 0.0
         student.on_epoch_start(model, epoch)
+        for group in optimizer.param_groups:  # a pure function of the epoch: resumes exactly
+            group["lr"] = student.lr_at(epoch, settings.epochs, settings.lr)
         tick = time.perf_counter()
         for step, batch in enumerate(loader(train, epoch_order(len(train), settings.seed, epoch))):
             loaded = time.perf_counter()
