@@ -7,7 +7,8 @@ frame-1 masks written in the segment stage's layout. The training step is the
 student's forward + loss + backward + optimiser step on one batch already in
 (device) memory, repeated. Students: ``demo`` (its real YAMNet-score features,
 from the weights mirror) and ``tpavi`` (full PVT-v2-B5 + TPAVI, random weights,
-random 128-d VGGish-shaped features; ``--device cuda`` on a GPU machine).
+random 128-d VGGish-shaped features; ``--device cuda`` on a GPU machine), and
+``avsegformer`` / ``sama_avs`` (full PVT-v2-B5 / SAM ViT-H, random weights) likewise.
 
     python bench/train_throughput.py --student demo --json
     python bench/train_throughput.py --student tpavi --device cuda --batch 4 --steps 20 --json
@@ -60,14 +61,16 @@ def _prepare(tmp: Path, student: Any, clips: list[Any], real_audio: bool) -> lis
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--student", default="demo", choices=["demo", "tpavi"])
+    parser.add_argument(
+        "--student", default="demo", choices=["demo", "tpavi", "avsegformer", "sama_avs"]
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=5, help="timed training steps")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--passes", type=int, default=1, help="passes over the clips (input)")
-    parser.add_argument("--tiny", action="store_true", help="tpavi: tiny config (smoke test)")
+    parser.add_argument("--tiny", action="store_true", help="tiny configs (smoke test only)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -78,15 +81,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from avsbridge.train.data import ClipDataset, collate
 
     torch.set_num_threads(args.threads)
-    options: dict[str, Any] = {}
-    if args.student == "tpavi":
-        options = {"pretrained": False, "supervised_frames": "all", "masked_av": True}
-        if args.tiny:
-            options.update(
-                image_size=64,
-                channel=16,
-                backbone={"depths": (1, 1, 1, 1), "embed_dims": (16, 32, 40, 64)},
-            )
+    tiny_pvt = {"depths": (1, 1, 1, 1), "embed_dims": (16, 32, 40, 64)}
+    options: dict[str, Any] = {
+        "demo": {},
+        # the MS3 recipes (every frame supervised): the heavier of the two
+        "tpavi": {"pretrained": False, "supervised_frames": "all", "masked_av": True},
+        "avsegformer": {"pretrained": False, "supervised_frames": "all", "freeze_epochs": 0},
+        "sama_avs": {"pretrained": False, "supervised_frames": "all"},
+    }[args.student]
+    if args.tiny:
+        options.update(
+            {
+                "demo": {},
+                "tpavi": {"image_size": 64, "channel": 16, "backbone": tiny_pvt},
+                "avsegformer": {
+                    "image_size": 64,
+                    "embed_dim": 32,
+                    "query_num": 8,
+                    "ffn_dim": 64,
+                    "mlp_hidden": 16,
+                    "generator_hidden": 64,
+                    "encoder_layers": 1,
+                    "decoder_layers": 1,
+                    "generator_layers": 1,
+                    "backbone": tiny_pvt,
+                },
+                "sama_avs": {
+                    "image_size": 64,
+                    "encoder": {
+                        "embed_dim": 32,
+                        "depth": 2,
+                        "num_heads": 2,
+                        "global_attn_indexes": [1],
+                        "window_size": 2,
+                        "out_chans": 32,
+                    },
+                    "decoder_mlp": 64,
+                    "decoder_heads": 2,
+                    "iou_hidden": 32,
+                },
+            }[args.student]
+        )
     student = STUDENTS.load_all().create(args.student, **options)
     config = {"datasets": {"d": {"kind": "s4", "root": str(REPO / "data/demo"), "split": "train"}}}
     clips = dataset_clips(config, "d")
