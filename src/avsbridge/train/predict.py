@@ -31,7 +31,9 @@ log = logging.getLogger("avsbridge.train.predict")
 def load_student(checkpoint: Path, student_name: str) -> tuple[Any, torch.nn.Module]:
     """The student and its trained model from a checkpoint folder (checked)."""
     config = ck.read_config(checkpoint, student_name)
-    options = config.get("options") or {}
+    options = dict(config.get("options") or {})
+    if "pretrained" in options:  # the checkpoint holds every weight: no ImageNet/SAM init file
+        options["pretrained"] = False
     student = STUDENTS.load_all().create(student_name, **options)
     model = student.build()
     ck.load_weights(checkpoint, model, student_name)
