@@ -118,4 +118,6 @@ class DemoStudent(Student):
 
     @classmethod
     def recipe(cls, kind: str) -> dict[str, Any]:
-        return {"epochs": 12, "batch_size": 4, "lr": 2e-3, "options": {}}
+        # measured on the demo S4 train split (10 clips, GT frame 1): 12 epochs -> test mIoU
+        # 0.19, 40 -> 0.34; 30 keeps the demo DAG inside its time budget
+        return {"epochs": 30, "batch_size": 4, "lr": 2e-3, "options": {}}
