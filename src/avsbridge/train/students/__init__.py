@@ -1,0 +1,1 @@
+"""Student models, one module each; every module registers itself in ``STUDENTS``."""
