@@ -27,6 +27,7 @@ include: "workflow/rules/translate.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/flow.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/reports.smk"
 
 

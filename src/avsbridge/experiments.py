@@ -12,6 +12,7 @@ not compute for that dataset, is empty with that reason.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ STRATEGIES = ("none", "pc", "fc", "pcfc")
 # Fields a recipe may set that no stage consumes: what the cell is read with.
 CELL_FIELDS = ("dataset", "protocol")
 PAPER_ONLY = "reported by the paper only (another method)"
+ST_STAGES = ("pseudo_labels", "audio_features", "train", "predict", "evaluate_st")
 NOT_A_METRIC = "not a metric column"
 
 
@@ -41,6 +43,12 @@ class Variant:
     box_threshold: float
     perturbation: str = "none"  # audio control: none | mute | wgn10 | wgn40
     terminal: str = "evaluate"  # the stage whose output the cell reads
+    # OpenAVS-ST: a student trained on the teacher's masks of ``train_dataset`` (the
+    # fields above then describe the teacher; ``dataset`` is the test dataset)
+    student: str = ""
+    seed: int = 0
+    afeat: str = ""  # the student's audio-feature backend
+    train_dataset: str = ""
 
     @property
     def text_key(self) -> str:
@@ -54,7 +62,21 @@ class Variant:
     def stages(self) -> tuple[str, ...]:
         """The stage families this variant runs through, in order."""
         first = ("weak_labels",) if self.alm == WEAK_LABEL else ("audio_text", "translate")
+        if self.student:
+            return ("data_check", *first, "segment", *ST_STAGES)
         return ("data_check", *first, "segment", "evaluate")
+
+    def teacher(self) -> Variant:
+        """The OpenAVS variant whose masks on the train split are the pseudo labels."""
+        return dataclasses.replace(
+            self,
+            dataset=self.train_dataset,
+            student="",
+            seed=0,
+            afeat="",
+            train_dataset="",
+            terminal="evaluate",
+        )
 
     def describe(self, config: dict[str, Any]) -> str:
         """The variant's own configuration, for a report's ``config`` column."""
@@ -69,6 +91,13 @@ class Variant:
             f"box_threshold={self.box_threshold}",
             *([f"audio={self.perturbation}"] if self.perturbation != "none" else []),
         ]
+        if self.student:
+            parts = [
+                f"dataset={self.dataset}",
+                f"student={self.student}",
+                f"seed={self.seed}",
+                f"teacher=({'; '.join(parts[1:])}) on {self.train_dataset}",
+            ]
         return "; ".join(parts)
 
 
@@ -187,7 +216,59 @@ def cell(
     reason = _profile_reason(config, fields, recipe.needs)
     if reason:
         return Cell(None, metric, reason, protocol)
+    if "student" in fields:
+        return _student_cell(config, table, fields, metric, protocol)
     return Cell(complete_variant(config, fields), metric, "", protocol)
+
+
+def train_split_of(config: dict[str, Any], dataset: str) -> str:
+    return str(config["datasets"][dataset].get("train_dataset", f"{dataset}_train"))
+
+
+def _student_cell(
+    config: dict[str, Any], table: Table, fields: dict[str, Any], metric: str, protocol: str
+) -> Cell:
+    """An OpenAVS-ST cell: the teacher recipe on the train split, then the student."""
+    from avsbridge.stages import student_backend
+    from avsbridge.train import STUDENTS
+
+    recipes = load_paper(table.paper).recipes
+    teacher_name = str(fields.get("teacher", ""))
+    if teacher_name not in recipes:
+        raise PaperDataError(
+            f"resources/papers/{table.paper}.yaml: {table.id}: teacher {teacher_name!r} "
+            "names no recipe"
+        )
+    train_ds = train_split_of(config, fields["dataset"])
+    if train_ds not in config["datasets"]:
+        return Cell(
+            None,
+            metric,
+            f"the train split of {fields['dataset']} ({train_ds}) is not part of profile "
+            f"{config['profile']!r}",
+            protocol,
+        )
+    teacher_recipe = recipes[teacher_name]
+    teacher_fields = {**teacher_recipe.set, "dataset": train_ds}
+    reason = _profile_reason(config, teacher_fields, teacher_recipe.needs)
+    if reason:
+        return Cell(None, metric, f"teacher {teacher_name}: {reason}", protocol)
+    student = student_backend(config, str(fields["student"]))
+    registry = STUDENTS.load_all()
+    if student not in registry:
+        raise PaperDataError(f"student {student!r} is not registered (known: {registry.names()})")
+    seeds = (config.get("train") or {}).get("seeds") or [0]
+    teacher = complete_variant(config, teacher_fields)
+    variant = dataclasses.replace(
+        teacher,
+        dataset=fields["dataset"],
+        student=student,
+        seed=int(fields.get("seed", seeds[0])),
+        afeat=str(getattr(registry.get(student), "audio_features", "")),
+        train_dataset=train_ds,
+        terminal="evaluate_st",
+    )
+    return Cell(variant, metric, "", protocol)
 
 
 def row_cells(config: dict[str, Any], table: Table, row: Row) -> dict[str, Cell]:

@@ -21,6 +21,13 @@ PATTERNS: dict[str, str] = {
     "segment": "masks/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}",
     "evaluate": "metrics/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.json",
     "flow": "flow/{dataset}/{flow}/{shard}",
+    # OpenAVS-ST: the teacher's masks on a train split ({dataset} = that split's entry)
+    "pseudo_labels": "pseudo/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.json",
+    "audio_features": "features/{dataset}/{afeat}/{shard}",
+    # ... and the student ({dataset} = the test dataset; the teacher's path values follow)
+    "train": "models/{dataset}/{student}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/seed{seed}",
+    "predict": "stmasks/{dataset}/{student}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/seed{seed}/{shard}",
+    "evaluate_st": "stmetrics/{dataset}/{student}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/seed{seed}.json",
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
@@ -31,6 +38,11 @@ ROOTS: dict[str, str] = {
     "masks": "masks",
     "metrics": "metrics",
     "flow": "flow",
+    "pseudo": "pseudo",
+    "features": "features",
+    "models": "models",
+    "stmasks": "stmasks",
+    "stmetrics": "stmetrics",
 }
 # stage -> artifact-family root it writes under
 FAMILY_OF_STAGE: dict[str, str] = {
@@ -111,6 +123,11 @@ def variant_values(variant: Any) -> dict[str, str]:
         "strategy": variant.strategy,
         "vfm": variant.vfm,
         "thr": threshold_key(variant.box_threshold),
+        **(
+            {"student": variant.student, "seed": str(variant.seed), "afeat": variant.afeat}
+            if getattr(variant, "student", "")
+            else {}
+        ),
     }
 
 

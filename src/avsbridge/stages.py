@@ -145,8 +145,63 @@ STAGES: dict[str, Stage] = {
             backend="flow",
             gpu_capable=True,
         ),
+        Stage(
+            name="pseudo_labels",
+            job="avsbridge.train.jobs:pseudo_labels_job",
+            code=("avsbridge.train.jobs", "avsbridge.train.data"),
+            env="train",
+            fields=("teacher",),
+            summary=None,
+        ),
+        Stage(
+            name="audio_features",
+            job="avsbridge.train.jobs:audio_features_job",
+            code=("avsbridge.train.audio_features",),
+            env="train",
+            fields=(),
+            params=("train",),
+            registry="avsbridge.train.audio_features:AUDIO_FEATURES",
+            mem_mb=2000,
+        ),
+        Stage(
+            name="train",
+            job="avsbridge.train.jobs:train_job",
+            code=("avsbridge.train",),
+            env="train",
+            fields=("student", "seed"),
+            params=("train",),
+            registry="avsbridge.train:STUDENTS",
+            gpu_capable=True,
+            mem_mb=6000,
+        ),
+        Stage(
+            name="predict",
+            job="avsbridge.train.jobs:predict_job",
+            code=("avsbridge.train",),
+            env="train",
+            fields=(),
+            params=("train",),
+            gpu_capable=True,
+            mem_mb=3000,
+        ),
+        Stage(
+            name="evaluate_st",
+            job="avsbridge.pipeline:evaluate_job",
+            code=("avsbridge.metrics", "avsbridge.pipeline"),
+            env="core",
+            fields=(),
+            params=("evaluation",),
+            summary=None,
+            mem_mb=1500,
+        ),
     )
 }
+
+
+def student_backend(config: dict[str, Any], role: str) -> str:
+    """The registered student a profile trains for a paper's student role (``tpavi``...):
+    ``students: {tpavi: demo}`` makes the demo student stand in; default: the role itself."""
+    return str((config.get("students") or {}).get(role, role))
 
 
 def extra_outputs(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -170,7 +225,7 @@ REPORT_RULES = ("report_table", "report_figure", "report_audio_control", "report
 # Evaluation protocols the evaluate stage computes, per dataset kind; a column
 # whose protocol is not listed for its dataset is empty with that reason.
 PROTOCOLS_OF_KIND: dict[str, tuple[str, ...]] = {
-    "s4": ("avsbench", "calls"),
+    "s4": ("avsbench", "calls"),  # (OpenAVS-ST cells read the same protocol from stmetrics)
     "ms3": ("avsbench", "calls"),
     "v3": ("avsbench", "calls"),
     "avss": ("avsbench", "calls"),
@@ -218,7 +273,7 @@ def backend_spec(
 def backend_needs(config: dict[str, Any], stage_name: str, role: str | None = None) -> BackendNeeds:
     st = stage(stage_name)
     registry = st.load_registry()
-    if registry is None:
+    if registry is None or st.backend is None:  # no profile-chosen backend (e.g. per-job students)
         return BackendNeeds()
     return registry.needs(backend_spec(config, stage_name, role)["name"])
 

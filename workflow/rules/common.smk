@@ -40,6 +40,9 @@ wildcard_constraints:
     thr="[01]\.[0-9]{2}",
     shard="s[0-9]{4}",
     flow="[a-z0-9-]+",
+    student="[a-z0-9_]+",
+    seed="[0-9]+",
+    afeat="[a-z0-9-]+",
 
 
 def stage_code(name):
@@ -87,29 +90,100 @@ def variant_shards(w, stage):
     ]
 
 
+def train_split(w):
+    return experiments.train_split_of(config, base_dataset(w))
+
+
+def teacher_values(w):
+    """The teacher's path values of an OpenAVS-ST job: its wildcards on the train split."""
+    return {**dict(w.items()), "dataset": train_split(w)}
+
+
+def teacher_shards(w, stage):
+    values = teacher_values(w)
+    return [
+        paths.path(config, stage, **values, shard=s)
+        for s in pipeline.shard_names(config, values["dataset"])
+    ]
+
+
+def teacher_path(w, stage):
+    return paths.path(config, stage, **teacher_values(w))
+
+
+def student_afeat(w):
+    from avsbridge.train import STUDENTS
+
+    return STUDENTS.load_all().get(w.student).audio_features
+
+
+def student_gpu(w):
+    from avsbridge.train import STUDENTS
+
+    return 1 if STUDENTS.load_all().needs(w.student).gpu else 0
+
+
+def feature_shards(w, dataset):
+    return [
+        paths.path(
+            config, "audio_features", dataset=dataset, afeat=student_afeat(w), shard=s
+        )
+        for s in pipeline.shard_names(config, dataset)
+    ]
+
+
+def chain_outputs(v):
+    """(stage, path) of every artifact a variant's cells need, its teacher's included."""
+    if v.student:
+        out = chain_outputs(v.teacher())
+        out.append(
+            ("pseudo_labels", paths.variant_path(config, "pseudo_labels", v.teacher()))
+        )
+        for ds in (v.train_dataset, v.dataset):
+            out += [
+                (
+                    "audio_features",
+                    paths.path(
+                        config, "audio_features", dataset=ds, afeat=v.afeat, shard=s
+                    ),
+                )
+                for s in pipeline.shard_names(config, ds)
+            ]
+        out.append(("train", paths.variant_path(config, "train", v)))
+        out += [
+            ("predict", paths.variant_path(config, "predict", v, shard=s))
+            for s in pipeline.shard_names(config, v.dataset)
+        ]
+        out.append(("evaluate_st", paths.variant_path(config, "evaluate_st", v)))
+        return out
+    out = []
+    for name in v.stages:
+        if name == "audio_text":
+            out += [
+                (name, paths.variant_path(config, name, v, aprompt=p, shard=s))
+                for p in v.aprompts
+                for s in pipeline.shard_names(config, v.dataset)
+            ]
+        elif "shard" in paths.wildcards_of(name):
+            out += [
+                (name, paths.variant_path(config, name, v, shard=s))
+                for s in pipeline.shard_names(config, v.dataset)
+            ]
+        else:
+            out.append((name, paths.variant_path(config, name, v)))
+    return out
+
+
 def family_outputs(family):
-    """Every artifact of one family (alm, text, masks, metrics) the reports need."""
+    """Every artifact of one family (alm, text, masks, metrics, ...) the reports need."""
     out = []
     for v in dict.fromkeys(
         [*experiments.all_variants(config), *audio_control_variants(config)]
     ):
-        for name in v.stages:
-            if paths.FAMILY_OF_STAGE[name] != family:
-                continue
-            if name == "audio_text":
-                out += [
-                    paths.variant_path(config, name, v, aprompt=p, shard=s)
-                    for p in v.aprompts
-                    for s in pipeline.shard_names(config, v.dataset)
-                ]
-            elif "shard" in paths.wildcards_of(name):
-                out += [
-                    paths.variant_path(config, name, v, shard=s)
-                    for s in pipeline.shard_names(config, v.dataset)
-                ]
-            else:
-                out.append(paths.variant_path(config, name, v))
-    return list(dict.fromkeys(out))
+        out += [
+            p for name, p in chain_outputs(v) if paths.FAMILY_OF_STAGE[name] == family
+        ]
+    return list(dict.fromkeys(out + extra_family_outputs(family)))
 
 
 def extra_family_outputs(family=None):
