@@ -86,14 +86,33 @@ def test_cells_without_a_backend_say_why(demo_config):
     assert cells["s4_miou"].variant is not None
 
 
-def test_missing_stage_is_named(demo_config):
+def test_missing_stage_is_named(demo_config, monkeypatch):
+    from avsbridge import stages
+
+    monkeypatch.delitem(stages.STAGES, "train")
+    monkeypatch.delitem(stages.STAGES, "predict")
     t1, st = _row("openavs", "table1", "OpenAVS-ST")
     cells = row_cells(demo_config, t1, st)
     assert all(c.variant is None for c in cells.values())
-    assert (
-        "needs stages pseudo_labels, audio_features, train, predict (not built yet)"
-        == next(iter(cells.values())).reason
-    )
+    assert "needs stages train, predict (not built yet)" == next(iter(cells.values())).reason
+
+
+def test_student_cells_train_on_the_teachers_pseudo_labels(demo_config):
+    t6 = table("openavs", "table6")
+    nollm, gpt, sam2 = t6.rows[0], t6.rows[1], t6.rows[2]
+    v = row_cells(demo_config, t6, gpt)["s4_miou"].variant
+    assert (v.student, v.train_dataset, v.terminal) == ("demo", "s4_train", "evaluate_st")
+    assert v.teacher().dataset == "s4_train" and v.teacher().llm == "local"
+    raw = row_cells(demo_config, t6, nollm)["s4_miou"].variant.teacher()
+    assert (raw.llm, raw.strategy, raw.aprompts) == ("none", "none", ("caption",))
+    assert "no SAM2 backend" in row_cells(demo_config, t6, sam2)["s4_miou"].reason
+    # the three students of a teacher share one demo training (the stand-in)
+    same = {
+        row_cells(demo_config, t6, r)["s4_miou"].variant
+        for r in t6.rows
+        if r.set.get("teacher") == "openavs_sam"
+    }
+    assert len(same) == 1
 
 
 def test_table3_and_table4_variants(demo_config):

@@ -80,7 +80,9 @@ def test_table1_rows(config_with_metrics):
     assert "vfm=sam:demo-matcher" in ours["config"] and "strategy=pcfc" in ours["config"]
     assert repro["OpenAVS (SAM2)"]["s4_miou"] == "" and "SAM2" in repro["OpenAVS (SAM2)"]["note"]
     assert "vfm=sam2" not in repro["OpenAVS (SAM2)"]["config"]  # no cell: no variant to name
-    assert "needs stages pseudo_labels" in repro["OpenAVS-ST"]["note"]
+    st = repro["OpenAVS-ST"]
+    assert st["note"] == "" and "student=demo" in st["config"] and "on s4_train" in st["config"]
+    assert "stmetrics/s4/demo/" in st["metrics_files"]
 
 
 def test_config_column_names_each_rows_own_variant(config_with_metrics):
@@ -181,7 +183,8 @@ def test_write_table_figure_and_index(config_with_metrics, tmp_path: Path):
     filled = [p for p in points if p["miou"] != ""]
     assert len(filled) == 2 * len(sweep)  # OpenAVS on S4 and MS3; the ST series is empty
     assert {p["note"] for p in points if p["miou"] == ""} == {
-        "needs stages pseudo_labels, audio_features, train, predict (not built yet)"
+        "profile 'demo' trains no students for a figure's sweep (train_sweeps: false; "
+        "one training per point)"
     }
     index = index_markdown(config_with_metrics)
     assert "| openavs | Table 1 |" in index and "baav" in index

@@ -27,6 +27,7 @@ STRATEGIES = ("none", "pc", "fc", "pcfc")
 CELL_FIELDS = ("dataset", "protocol")
 PAPER_ONLY = "reported by the paper only (another method)"
 ST_STAGES = ("pseudo_labels", "audio_features", "train", "predict", "evaluate_st")
+STUDENT_FIELDS = ("student", "teacher", "seed")
 NOT_A_METRIC = "not a metric column"
 
 
@@ -217,6 +218,14 @@ def cell(
     if reason:
         return Cell(None, metric, reason, protocol)
     if "student" in fields:
+        if extra and not config.get("train_sweeps", True):
+            return Cell(
+                None,
+                metric,
+                f"profile {config['profile']!r} trains no students for a figure's sweep "
+                "(train_sweeps: false; one training per point)",
+                protocol,
+            )
         return _student_cell(config, table, fields, metric, protocol)
     return Cell(complete_variant(config, fields), metric, "", protocol)
 
@@ -249,7 +258,10 @@ def _student_cell(
             protocol,
         )
     teacher_recipe = recipes[teacher_name]
-    teacher_fields = {**teacher_recipe.set, "dataset": train_ds}
+    # what the row, column or a figure's sweep sets for the chain (a box threshold...) is the
+    # teacher's: the student only adds student / seed
+    chain = {k: v for k, v in fields.items() if k not in (*STUDENT_FIELDS, *CELL_FIELDS)}
+    teacher_fields = {**teacher_recipe.set, **chain, "dataset": train_ds}
     reason = _profile_reason(config, teacher_fields, teacher_recipe.needs)
     if reason:
         return Cell(None, metric, f"teacher {teacher_name}: {reason}", protocol)
