@@ -59,7 +59,8 @@ def dvc_config() -> dict[str, Any]:
     upstream: str | None = None
     for family in families():
         members = [st for st in STAGES.values() if st.family == family]
-        outs: list[Any] = [{f"{RESULTS}/{paths.ROOTS.get(family, family)}": {"persist": True}}]
+        root = paths.ROOTS.get(family, family)
+        outs: list[Any] = [{f"{RESULTS}/{root}": {"persist": True}}]
         if family == paths.FAMILY_OF_STAGE["translate"]:
             # the LLM call cache: content-keyed entries shared through the remote
             outs.append({f"{RESULTS}/{paths.ROOTS['llm_cache']}": {"persist": True}})
@@ -68,7 +69,8 @@ def dvc_config() -> dict[str, Any]:
         ) + CODE_DEPS
         params = list(dict.fromkeys(p for st in members for p in st.params))
         stages[members[0].name] = {
-            "cmd": f"{SNAKEMAKE} {family}_outputs",
+            # a family no cell needs on this profile still gets its (empty) folder
+            "cmd": f"{SNAKEMAKE} {family}_outputs && mkdir -p {RESULTS}/{root}",
             "deps": deps,
             **({"params": params} if params else {}),
             "outs": outs,
