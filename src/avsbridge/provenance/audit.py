@@ -679,7 +679,8 @@ def _check_cell_value(
         return  # the metrics node reports a missing/modified file
     cell["metrics_value"] = value
     try:
-        same = round(float(value), 4) == float(shown)
+        # the writer prints metric x scale (percent tables: 100), rounded to 4 decimals
+        same = round(float(value) * float(cell.get("scale", 1)), 4) == float(shown)
     except ValueError:
         same = False
     if not same:
@@ -688,7 +689,8 @@ def _check_cell_value(
             "modified",
             "",
             f"row {index} ({cell['method']}) {cell['column']} = {shown!r} but "
-            f"{cell['metrics_file']} [{cell['metric']}] = {value}",
+            f"{cell['metrics_file']} [{cell['metric']}] = {value}"
+            + (f" (x{cell['scale']:g})" if cell.get("scale", 1) != 1 else ""),
             report_name,
         )
 

@@ -109,7 +109,12 @@ def reproduced_row(
         column = table.column(column_id)
         reproduced[column_id] = value if c.protocol == "calls" else scaled(table, column, value)
         files.append(path)
-        sources[column_id] = {"metric": c.metric, "metrics_file": path, "protocol": c.protocol}
+        sources[column_id] = {
+            "metric": c.metric,
+            "metrics_file": path,
+            "protocol": c.protocol,
+            "scale": 1.0 if c.protocol == "calls" else table.scale_of(column),
+        }
     reproduced["config"] = _row_config(config, cells)
     reproduced["metrics_files"] = ";".join(dict.fromkeys(files))
     reproduced["note"] = "; ".join(
