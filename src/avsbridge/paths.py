@@ -21,6 +21,11 @@ PATTERNS: dict[str, str] = {
     "segment": "masks/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}",
     "evaluate": "metrics/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.json",
     "flow": "flow/{dataset}/{flow}/{shard}",
+    # a wildcard named after a stage is the backend that stage runs (``families:`` fills it)
+    "mllm_answers": "answers/{dataset}/{mllm_answers}/{shard}",
+    "scene_description": "scenes/{dataset}/{scene_description}/{shard}",
+    "text_cues": "cues/{dataset}/{scene_description}/{text_cues}/{shard}",
+    "cue_recognition": "recognition/{dataset}/{scene_description}/{text_cues}.json",
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
@@ -31,6 +36,10 @@ ROOTS: dict[str, str] = {
     "masks": "masks",
     "metrics": "metrics",
     "flow": "flow",
+    "answers": "answers",
+    "scenes": "scenes",
+    "cues": "cues",
+    "recognition": "recognition",
 }
 # stage -> artifact-family root it writes under
 FAMILY_OF_STAGE: dict[str, str] = {
