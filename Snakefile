@@ -27,6 +27,8 @@ include: "workflow/rules/translate.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/flow.smk"
+include: "workflow/rules/mllm.smk"
+include: "workflow/rules/cues.smk"
 include: "workflow/rules/reports.smk"
 
 

@@ -111,4 +111,4 @@ for _family in stages.families():
         name:
             f"{_family}_outputs"
         input:
-            family_outputs(_family),
+            family_outputs(_family) + extra_family_outputs(_family),
