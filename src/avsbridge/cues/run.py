@@ -79,6 +79,8 @@ def cue_shard(
     options = dict(llm_options or {})
     policy = check_failure_policy(options)
     scenes = {clip.slug: read_scene_record(scene_dir, clip) for clip in clips}
+    # the noun parser loads first: a missing spaCy model fails before any LLM call
+    noun_parser = parser_identity() if NOUN_PARSER in settings["templates"] else None
     uses_llm = any(t != NOUN_PARSER for t in settings["templates"])
     llm = TRANSLATORS.create(llm_name, **options) if uses_llm else None
     identity = llm.identity() if llm is not None else None
@@ -124,7 +126,7 @@ def cue_shard(
     summary = {
         "backend": llm_name,
         "identity": identity,
-        "noun_parser": parser_identity() if NOUN_PARSER in settings["templates"] else None,
+        "noun_parser": noun_parser,
         "templates": settings["templates"],
         "citation": citation(),
         "clips": len(records),

@@ -664,6 +664,30 @@ def audit_report(
     )
 
 
+def audit_artifacts(artifacts: Iterable[Path | str], project_dir: Path | str) -> AuditResult:
+    """Walk artifacts that no report reads yet (``families:`` outputs: answers, cues, flow)
+    back to their sources with the same checks as a report's lineage (no Snakemake run)."""
+    root = Path(project_dir).absolute()
+    auditor = _Auditor(root)
+    queue = deque(dict.fromkeys(auditor.display(Path(a).absolute()) for a in artifacts))
+    seen: set[str] = set()
+    while queue:
+        name = queue.popleft()
+        if name in seen:
+            continue
+        seen.add(name)
+        queue.extend(n for n in auditor.visit(name) if n not in seen)
+    return AuditResult(
+        report="",
+        project_dir=str(root),
+        cells=[],
+        nodes=auditor.nodes,
+        problems=auditor.problems,
+        snakemake={"ran": False},
+        code_now=code_version(),
+    )
+
+
 def _check_cell_value(
     auditor: _Auditor, report_name: str, rows: list[dict[str, str]], cell: dict[str, Any]
 ) -> None:
