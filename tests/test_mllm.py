@@ -130,7 +130,9 @@ def test_answers_a_to_d_parse_and_a_warm_run_calls_nothing(tmp_path: Path) -> No
     # the Q2 request is the conversation Q1, A1, Q2
     entry = read_json(cache / record["questions"]["d"]["a2_key"][:2] / f"{entry['a2_key']}.json")
     turns = json.loads(entry["request"]["user"])
-    assert [t[0] for t in turns] == ["user", "assistant", "user"] and turns[1][1] == entry_a1(record)
+    assert [t[0] for t in turns] == ["user", "assistant", "user"] and turns[1][1] == entry_a1(
+        record
+    )
     assert len(entry["request"]["attachments"]) == 2
     FakeVision.calls = []
     answer_shard(clips, "fake-vision", {}, {}, cache, tmp_path / "out2", offline=True)
@@ -138,7 +140,9 @@ def test_answers_a_to_d_parse_and_a_warm_run_calls_nothing(tmp_path: Path) -> No
     for name in ("clip0.json", "clip1.json", "_summary.json"):
         assert (tmp_path / "out1" / name).read_bytes() == (tmp_path / "out2" / name).read_bytes()
     with pytest.raises(CacheMiss):
-        answer_shard(clips, "fake-vision", {}, {}, tmp_path / "empty", tmp_path / "o3", offline=True)
+        answer_shard(
+            clips, "fake-vision", {}, {}, tmp_path / "empty", tmp_path / "o3", offline=True
+        )
 
 
 def entry_a1(record: dict[str, Any]) -> str:

@@ -132,9 +132,7 @@ def cue_shard(
         "clips": len(records),
         **{n: sum(int(r[n]) for r in records.values()) for n in COUNTER_FIELDS},
         "frames_without_cues": {
-            t: sum(
-                1 for r in records.values() for f in r["templates"][t] if f["cues"] is None
-            )
+            t: sum(1 for r in records.values() for f in r["templates"][t] if f["cues"] is None)
             for t in settings["templates"]
         },
     }

@@ -116,8 +116,12 @@ class CocoSsdDetector:
         if self._interpreter is None:
             self._load()
         _, height, width, _ = self._input["shape"]
-        resized = np.asarray(Image.fromarray(image).convert("RGB").resize((int(width), int(height))))
-        self._interpreter.set_tensor(self._input["index"], resized[None].astype(self._input["dtype"]))
+        resized = np.asarray(
+            Image.fromarray(image).convert("RGB").resize((int(width), int(height)))
+        )
+        self._interpreter.set_tensor(
+            self._input["index"], resized[None].astype(self._input["dtype"])
+        )
         self._interpreter.invoke()
         boxes, classes, scores = (
             np.asarray(self._interpreter.get_tensor(o["index"])) for o in self._outputs[:3]
@@ -229,7 +233,9 @@ class CocoSsdSmolLM2Answerer:
             return Completion(text, 0, 0, time.monotonic() - t0)
         # Q2 (or a later question): the text model reads the earlier answers
         context = "\n".join(
-            f"Answer{i // 2 + 1}: {text}" for i, (role, text) in enumerate(turns) if role == "assistant"
+            f"Answer{i // 2 + 1}: {text}"
+            for i, (role, text) in enumerate(turns)
+            if role == "assistant"
         )
         return self.llm.complete(Q2_SYSTEM, f"{context}\n{turns[-1][1]}")
 

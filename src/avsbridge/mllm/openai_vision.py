@@ -44,7 +44,10 @@ class OpenAIVision(OpenAITranslator):
         for index, (role, text) in enumerate(turns):
             if index == 0:
                 parts: list[dict[str, Any]] = [
-                    {"type": "image_url", "image_url": {"url": image_data_url(i), "detail": self.detail}}
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": image_data_url(i), "detail": self.detail},
+                    }
                     for i in images
                 ]
                 parts.append({"type": "text", "text": text})
