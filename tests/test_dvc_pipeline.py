@@ -90,6 +90,9 @@ def _make_project(dst: Path, env: dict[str, str]) -> Path:
         "s4": {"kind": "s4", "root": "data/demo", "split": "test", "shard_size": 2, "limit": 2}
     }
     config["backends"]["llm"] = {"name": "none"}  # the LLM path has its own tests
+    # the SmolLM2-driven answer / cue families have their own tests (tests/test_mllm.py)
+    for family in ("mllm_answers", "scene_description", "text_cues", "cue_recognition"):
+        config.get("families", {}).pop(family, None)
     (dst / "config/config.yaml").write_text(yaml.safe_dump(config))
     params = yaml.safe_load((dst / "params.yaml").read_text())
     params["vfm"]["sweep"] = [0.25, 0.45]
