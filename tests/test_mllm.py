@@ -440,3 +440,24 @@ def test_audit_walks_an_answer_back_to_its_frames(tmp_path: Path, monkeypatch) -
     (record,) = [read_json(f) for f in out.glob("demo_*.json")]
     assert frames == sorted(image["path"] for image in record["images"])
     assert len(frames) == 2  # FakeVision.max_images: frames 1 and 5 of the clip
+
+
+# --- wiring: the family targets plan the new stages on the families: datasets ----------
+
+
+def test_family_targets_plan_answers_scenes_cues_and_rec1(tmp_path: Path) -> None:
+    import shutil
+
+    from workflow_helpers import planned_jobs, run_snakemake, slice_config
+
+    work = tmp_path / "work"
+    (work / "config").mkdir(parents=True)
+    shutil.copy(REPO / "params.yaml", work / "params.yaml")
+    configfile = slice_config(tmp_path)
+    shutil.copy(configfile, work / "config" / "config.yaml")  # as build_slice does
+    targets = ("answers_outputs", "scenes_outputs", "cues_outputs", "recognition_outputs")
+    planned = planned_jobs(run_snakemake(work, configfile, "-n", *targets))
+    for rule in ("mllm_answers", "scene_description", "text_cues", "cue_recognition"):
+        assert planned.get(rule, 0) >= 1, planned
+    # REC#1 once per dataset of families.cue_recognition the slice has, over all its shards
+    assert planned["cue_recognition"] <= 2 and planned["text_cues"] == planned["scene_description"]
