@@ -440,6 +440,14 @@ def test_audit_walks_an_answer_back_to_its_frames(tmp_path: Path, monkeypatch) -
     (record,) = [read_json(f) for f in out.glob("demo_*.json")]
     assert frames == sorted(image["path"] for image in record["images"])
     assert len(frames) == 2  # FakeVision.max_images: frames 1 and 5 of the clip
+    assert set(node.info["clips"][record["clip"].replace("/", "__")]["answers"]) == set(
+        record["cache_keys"]
+    )
+    # an LLM cache entry the answer used is gone: audit names it
+    key = record["cache_keys"][0]
+    (tmp_path / "cache" / key[:2] / f"{key}.json").unlink()
+    problems = audit_artifacts([out], REPO).problems
+    assert [p.kind for p in problems] == ["missing"] and key in problems[0].detail
 
 
 # --- wiring: the family targets plan the new stages on the families: datasets ----------
