@@ -28,6 +28,8 @@ include: "workflow/rules/segment.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/mllm.smk"
+include: "workflow/rules/cues.smk"
 include: "workflow/rules/reports.smk"
 
 

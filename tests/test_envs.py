@@ -20,7 +20,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 # Envs that would pin another project's stack on purpose: Python version and --no-deps only.
-OWN_STACK: set[str] = set()
+# minicpm.yaml: MiniCPM-o-2.6 remote code needs transformers 4.44 / torch 2.3 (its model card)
+OWN_STACK: set[str] = {"minicpm.yaml"}
 _PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)(\[[^\]]*\])?==([^\s;]+)$")
 
 

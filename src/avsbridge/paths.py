@@ -28,6 +28,11 @@ PATTERNS: dict[str, str] = {
     "train": "models/{dataset}/{student}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/seed{seed}",
     "predict": "stmasks/{dataset}/{student}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/seed{seed}/{shard}",
     "evaluate_st": "stmetrics/{dataset}/{student}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/seed{seed}.json",
+    # a wildcard named after a stage is the backend that stage runs (``families:`` fills it)
+    "mllm_answers": "answers/{dataset}/{mllm_answers}/{shard}",
+    "scene_description": "scenes/{dataset}/{scene_description}/{shard}",
+    "text_cues": "cues/{dataset}/{scene_description}/{text_cues}/{shard}",
+    "cue_recognition": "recognition/{dataset}/{scene_description}/{text_cues}.json",
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
@@ -43,6 +48,10 @@ ROOTS: dict[str, str] = {
     "models": "models",
     "stmasks": "stmasks",
     "stmetrics": "stmetrics",
+    "answers": "answers",
+    "scenes": "scenes",
+    "cues": "cues",
+    "recognition": "recognition",
 }
 # stage -> artifact-family root it writes under
 FAMILY_OF_STAGE: dict[str, str] = {

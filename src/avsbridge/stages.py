@@ -66,6 +66,18 @@ def _weak_label_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
     return ""
 
 
+def _clip_label_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
+    """REC#1 needs each clip's ground-truth categories (S4 category, AVSS labels, MS3
+    weak labels): the official MS3 metadata has none."""
+    spec = config["datasets"][fields["dataset"]]
+    if spec["kind"] == "ms3" and not spec.get("weak_labels"):
+        return (
+            f"{fields['dataset']}: REC#1 needs each clip's ground-truth categories and the "
+            f"official MS3 metadata has none; set datasets.{fields['dataset']}.weak_labels"
+        )
+    return ""
+
+
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
@@ -193,6 +205,54 @@ STAGES: dict[str, Stage] = {
             params=("evaluation",),
             summary=None,
             mem_mb=1500,
+        ),
+        Stage(
+            name="mllm_answers",
+            params=("mllm_answers",),
+            mem_mb=3000,
+            job="avsbridge.mllm.job:mllm_answers_stage",
+            code=("avsbridge.mllm", "avsbridge.translate", "avsbridge.pipeline"),
+            env="mllm",
+            fields=("dataset", "mllm", "question"),
+            registry="avsbridge.mllm:MLLM_ANSWERERS",
+            backend="mllm_answers",
+            gpu_capable=True,
+            runner_options=("failure_policy",),
+        ),
+        Stage(
+            name="scene_description",
+            mem_mb=2000,
+            job="avsbridge.mllm.job:scene_description_stage",
+            code=("avsbridge.mllm", "avsbridge.translate", "avsbridge.pipeline"),
+            env="mllm",
+            fields=("dataset", "mllm"),
+            registry="avsbridge.mllm:SCENE_DESCRIBERS",
+            backend="scene_description",
+            gpu_capable=True,
+            runner_options=("failure_policy",),
+        ),
+        Stage(
+            name="text_cues",
+            params=("text_cues",),
+            mem_mb=2500,
+            job="avsbridge.cues.job:text_cues_stage",
+            code=("avsbridge.cues", "avsbridge.mllm", "avsbridge.translate", "avsbridge.pipeline"),
+            env="mllm",
+            fields=("dataset", "llm", "cues"),
+            registry="avsbridge.translate:TRANSLATORS",
+            backend="text_cues",
+            gpu_capable=True,
+            runner_options=("failure_policy",),
+        ),
+        Stage(
+            name="cue_recognition",
+            mem_mb=500,
+            job="avsbridge.cues.job:cue_recognition_stage",
+            code=("avsbridge.metrics", "avsbridge.cues", "avsbridge.pipeline"),
+            env="core",
+            fields=("dataset", "cues"),
+            summary=None,
+            precondition=_clip_label_reason,
         ),
     )
 }

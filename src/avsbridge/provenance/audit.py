@@ -40,6 +40,10 @@ FAMILY_OF_RULE = {
     **{name: st.family for name, st in STAGES.items()},
     **dict.fromkeys(REPORT_RULES, "report"),
 }
+# families whose records name LLM cache keys besides the translations (answers, scenes, cues)
+MODEL_CALL_FAMILIES = {
+    STAGES[n].family for n in ("mllm_answers", "scene_description", "text_cues") if n in STAGES
+}
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Snakemake --summary status -> our staleness cause
@@ -262,13 +266,28 @@ class _Auditor:
         follow = self.check_inputs(node, record)
         if node.family == "text" and path.is_dir():
             self.text_details(node, path, record)
+        elif node.family in MODEL_CALL_FAMILIES and path.is_dir():
+            self.text_details(node, path, record, ("clip", "cache_keys", "failed_keys"))
         elif node.family == "alm" and path.is_dir():
             node.info["clips"] = _clip_records(path, ("clip", "texts"))
         elif node.family == "metrics" and path.is_file():
             node.info["values"] = _metric_values(path)
         return follow
 
-    def text_details(self, node: Node, path: Path, record: dict[str, Any]) -> None:
+    def text_details(
+        self,
+        node: Node,
+        path: Path,
+        record: dict[str, Any],
+        fields: Sequence[str] = (
+            "clip",
+            "strategy",
+            "prompts",
+            "raw_texts",
+            "cache_keys",
+            "fallback_frames",
+        ),
+    ) -> None:
         """Per-clip prompts and LLM answers; every cache key must have its entry."""
         from avsbridge.translate.cache import CallCache, request_key
 
@@ -276,9 +295,7 @@ class _Auditor:
             record.get("llm_cache") or {}
         ).get("dir")
         cache = CallCache(self.resolve(cache_dir)) if cache_dir else None
-        clips = _clip_records(
-            path, ("clip", "strategy", "prompts", "raw_texts", "cache_keys", "fallback_frames")
-        )
+        clips = _clip_records(path, fields)
         for slug, clip in clips.items():
             answers: dict[str, str | None] = {}
             for key in clip.get("cache_keys") or []:
@@ -305,7 +322,8 @@ class _Auditor:
                 try:
                     entry = read_json(entry_path)
                     req = entry["request"]
-                    if request_key(req["backend"], req["system"], req["user"]) != key:
+                    attachments = req.get("attachments")  # image hashes of a vision request
+                    if request_key(req["backend"], req["system"], req["user"], attachments) != key:
                         raise KeyError("request does not hash to its key")
                     answers[key] = str(entry["response"]["text"])
                 except (ArtifactError, KeyError, TypeError) as exc:
@@ -660,6 +678,30 @@ def audit_report(
         nodes=auditor.nodes,
         problems=auditor.problems,
         snakemake=info,
+        code_now=code_version(),
+    )
+
+
+def audit_artifacts(artifacts: Iterable[Path | str], project_dir: Path | str) -> AuditResult:
+    """Walk artifacts that no report reads yet (``families:`` outputs: answers, cues, flow)
+    back to their sources with the same checks as a report's lineage (no Snakemake run)."""
+    root = Path(project_dir).absolute()
+    auditor = _Auditor(root)
+    queue = deque(dict.fromkeys(auditor.display(Path(a).absolute()) for a in artifacts))
+    seen: set[str] = set()
+    while queue:
+        name = queue.popleft()
+        if name in seen:
+            continue
+        seen.add(name)
+        queue.extend(n for n in auditor.visit(name) if n not in seen)
+    return AuditResult(
+        report="",
+        project_dir=str(root),
+        cells=[],
+        nodes=auditor.nodes,
+        problems=auditor.problems,
+        snakemake={"ran": False},
         code_now=code_version(),
     )
 

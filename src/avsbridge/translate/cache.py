@@ -24,7 +24,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,15 @@ def cost_usd(
     return round((prompt_tokens * price_in + completion_tokens * price_out) / 1_000_000, 8)
 
 
-def request_key(identity: dict[str, Any], system: str, user: str) -> str:
-    return content_key({"backend": identity, "system": system, "user": user})
+def request_key(
+    identity: dict[str, Any], system: str, user: str, attachments: Sequence[str] | None = None
+) -> str:
+    """The cache key of one request; ``attachments`` (sha256 of the images a vision model
+    sees) join the key only when given, so text-only keys are unchanged."""
+    request: dict[str, Any] = {"backend": identity, "system": system, "user": user}
+    if attachments:
+        request["attachments"] = list(attachments)
+    return content_key(request)
 
 
 def backend_label(identity: dict[str, Any]) -> str:
@@ -120,19 +127,30 @@ class CallCache:
         _check_entry(path, entry, key)
         return entry
 
-    def complete(self, backend: Translator, system: str, user: str, clip: str) -> CachedCompletion:
+    def complete(
+        self,
+        backend: Translator,
+        system: str,
+        user: str,
+        clip: str,
+        attachments: Sequence[str] | None = None,
+        call: Callable[[], Completion] | None = None,
+    ) -> CachedCompletion:
         """Answer from the cache, or call the backend once and store the answer.
 
         Backend errors propagate and nothing is stored: a failure is never cached.
+        A multimodal request passes ``attachments`` (content hashes of its images, part
+        of the key and of the stored request) and ``call`` (what sends it, with the
+        images; default ``backend.complete(system, user)``).
         """
         identity = backend.identity()
-        key = request_key(identity, system, user)
+        key = request_key(identity, system, user, attachments)
         entry = self.get(key)
         if entry is not None:
             return CachedCompletion(_completion_of(entry), key, hit=True)
         if self.offline:
             raise CacheMiss(key, clip, self.root)
-        completion = backend.complete(system, user)
+        completion = call() if call is not None else backend.complete(system, user)
         tokens = (completion.prompt_tokens, completion.completion_tokens)
         pricing = getattr(backend, "pricing", None)
         if callable(pricing):  # the backend knows what answered (None: not a priced model)
@@ -143,7 +161,12 @@ class CallCache:
         entry = {
             "format": CACHE_FORMAT,
             "key": key,
-            "request": {"backend": identity, "system": system, "user": user},
+            "request": {
+                "backend": identity,
+                "system": system,
+                "user": user,
+                **({"attachments": list(attachments)} if attachments else {}),
+            },
             "response": {
                 "text": completion.text,
                 "prompt_tokens": completion.prompt_tokens,

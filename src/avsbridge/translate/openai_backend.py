@@ -311,6 +311,10 @@ class OpenAITranslator:
 
     def complete(self, system: str, user: str) -> Completion:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return self.complete_messages(messages)
+
+    def complete_messages(self, messages: list[dict[str, Any]]) -> Completion:
+        """One chat request (any message list, e.g. with image parts) under the retry policy."""
         kwargs: dict[str, Any] = {"temperature": self.temperature}
         if self.seed is not None:
             kwargs["seed"] = self.seed
