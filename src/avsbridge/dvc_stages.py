@@ -50,6 +50,7 @@ def _report_files() -> tuple[list[str], list[str], list[dict[str, Any]]]:
     control = paths.audio_control_path({"reports_dir": REPORTS})
     outs += [control, control + ".prov.json", control.removesuffix(".csv") + ".md"]
     metrics.append(control.removesuffix(".csv") + ".json")
+    outs.append(f"{REPORTS}/training_curves.png")
     outs.append(paths.index_path({"reports_dir": REPORTS}))
     return outs, metrics, plots
 
@@ -85,7 +86,17 @@ def dvc_config() -> dict[str, Any]:
         "plots": plots,
     }
     # params.yaml is DVC's default vars file: ${dvc.profile_file} etc. need no `vars:` entry
-    return {"stages": stages}
+    return {
+        "stages": stages,
+        # the OpenAVS-ST checkpoints (weights, resume state, config, DVCLive metrics)
+        "artifacts": {
+            "students": {
+                "path": f"{RESULTS}/{paths.ROOTS['models']}",
+                "type": "model",
+                "desc": "OpenAVS-ST student checkpoint folders, one per (dataset, student, teacher, seed)",
+            }
+        },
+    }
 
 
 def dvc_yaml_text() -> str:

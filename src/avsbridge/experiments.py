@@ -28,6 +28,8 @@ CELL_FIELDS = ("dataset", "protocol")
 PAPER_ONLY = "reported by the paper only (another method)"
 ST_STAGES = ("pseudo_labels", "audio_features", "train", "predict", "evaluate_st")
 STUDENT_FIELDS = ("student", "teacher", "seed")
+# ``teacher: gt``: the student trained on the train split's ground truth (an upper bound)
+GT_TEACHER = "gt"
 NOT_A_METRIC = "not a metric column"
 
 
@@ -63,6 +65,8 @@ class Variant:
     def stages(self) -> tuple[str, ...]:
         """The stage families this variant runs through, in order."""
         first = ("weak_labels",) if self.alm == WEAK_LABEL else ("audio_text", "translate")
+        if self.student and self.alm == GT_TEACHER:
+            return ("data_check", *ST_STAGES[1:])
         if self.student:
             return ("data_check", *first, "segment", *ST_STAGES)
         return ("data_check", *first, "segment", "evaluate")
@@ -243,7 +247,7 @@ def _student_cell(
 
     recipes = load_paper(table.paper).recipes
     teacher_name = str(fields.get("teacher", ""))
-    if teacher_name not in recipes:
+    if teacher_name != GT_TEACHER and teacher_name not in recipes:
         raise PaperDataError(
             f"resources/papers/{table.paper}.yaml: {table.id}: teacher {teacher_name!r} "
             "names no recipe"
@@ -257,20 +261,23 @@ def _student_cell(
             f"{config['profile']!r}",
             protocol,
         )
-    teacher_recipe = recipes[teacher_name]
-    # what the row, column or a figure's sweep sets for the chain (a box threshold...) is the
-    # teacher's: the student only adds student / seed
-    chain = {k: v for k, v in fields.items() if k not in (*STUDENT_FIELDS, *CELL_FIELDS)}
-    teacher_fields = {**teacher_recipe.set, **chain, "dataset": train_ds}
-    reason = _profile_reason(config, teacher_fields, teacher_recipe.needs)
-    if reason:
-        return Cell(None, metric, f"teacher {teacher_name}: {reason}", protocol)
+    if teacher_name == GT_TEACHER:  # the upper bound: the same student on ground truth
+        teacher = Variant(train_ds, GT_TEACHER, (GT_TEACHER,), NO_LLM, "none", GT_TEACHER, 0.0)
+    else:
+        teacher_recipe = recipes[teacher_name]
+        # what the row, column or a figure's sweep sets for the chain (a box threshold...)
+        # is the teacher's: the student only adds student / seed
+        chain = {k: v for k, v in fields.items() if k not in (*STUDENT_FIELDS, *CELL_FIELDS)}
+        teacher_fields = {**teacher_recipe.set, **chain, "dataset": train_ds}
+        reason = _profile_reason(config, teacher_fields, teacher_recipe.needs)
+        if reason:
+            return Cell(None, metric, f"teacher {teacher_name}: {reason}", protocol)
+        teacher = complete_variant(config, teacher_fields)
     student = student_backend(config, str(fields["student"]))
     registry = STUDENTS.load_all()
     if student not in registry:
         raise PaperDataError(f"student {student!r} is not registered (known: {registry.names()})")
     seeds = (config.get("train") or {}).get("seeds") or [0]
-    teacher = complete_variant(config, teacher_fields)
     variant = dataclasses.replace(
         teacher,
         dataset=fields["dataset"],

@@ -280,7 +280,13 @@ def families() -> list[str]:
 
 
 # Rules that are not stage families (reports, figures, targets), for audit and logs.
-REPORT_RULES = ("report_table", "report_figure", "report_audio_control", "report_index")
+REPORT_RULES = (
+    "report_table",
+    "report_figure",
+    "report_audio_control",
+    "report_training_curves",
+    "report_index",
+)
 
 # Evaluation protocols the evaluate stage computes, per dataset kind; a column
 # whose protocol is not listed for its dataset is empty with that reason.

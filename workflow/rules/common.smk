@@ -36,7 +36,7 @@ wildcard_constraints:
     aprompts="[a-z+]+",
     llm="[a-z0-9-]+",
     strategy="none|pc|fc|pcfc",
-    vfm="sam|sam2",
+    vfm="sam|sam2|gt",
     thr="[01]\.[0-9]{2}",
     shard="s[0-9]{4}",
     flow="[a-z0-9-]+",
@@ -103,6 +103,8 @@ def teacher_values(w):
 
 
 def teacher_shards(w, stage):
+    if w.alm == experiments.GT_TEACHER:  # the upper bound trains on ground truth
+        return []
     values = teacher_values(w)
     return [
         paths.path(config, stage, **values, shard=s)
@@ -111,6 +113,8 @@ def teacher_shards(w, stage):
 
 
 def teacher_path(w, stage):
+    if w.alm == experiments.GT_TEACHER:
+        return []
     return paths.path(config, stage, **teacher_values(w))
 
 
@@ -138,10 +142,15 @@ def feature_shards(w, dataset):
 def chain_outputs(v):
     """(stage, path) of every artifact a variant's cells need, its teacher's included."""
     if v.student:
-        out = chain_outputs(v.teacher())
-        out.append(
-            ("pseudo_labels", paths.variant_path(config, "pseudo_labels", v.teacher()))
-        )
+        out = []
+        if v.alm != experiments.GT_TEACHER:
+            out += chain_outputs(v.teacher())
+            out.append(
+                (
+                    "pseudo_labels",
+                    paths.variant_path(config, "pseudo_labels", v.teacher()),
+                )
+            )
         for ds in (v.train_dataset, v.dataset):
             out += [
                 (
@@ -218,7 +227,13 @@ def report_inputs(w):
     ]
 
 
+def checkpoint_folders():
+    """Every student checkpoint folder a report reads (its training curves are a figure)."""
+    return [p for p in family_outputs("models")]
+
+
 def report_outputs():
     out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS] + [paths.audio_control_path(config)]
+    out.append(f"{RD}/training_curves.png")
     out += [f"{RD}/{k}.{ext}" for k in FIGURE_REPORTS for ext in ("png", "csv")]
     return out

@@ -84,6 +84,25 @@ rule report_audio_control:
         "../scripts/report_audio_control.py"
 
 
+rule report_training_curves:
+    input:
+        lambda w: checkpoint_folders(),
+    output:
+        report(
+            f"{RD}/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Figures",
+        ),
+    log:
+        f"{paths.logs_dir(config)}/reports/training_curves.log",
+    conda:
+        "../../envs/core.yaml"
+    params:
+        code=code_hash("avsbridge.train.curves"),
+    script:
+        "../scripts/report_training_curves.py"
+
+
 rule report_index:
     input:
         report_outputs(),

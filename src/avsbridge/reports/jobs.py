@@ -51,3 +51,14 @@ def report_audio_control_job(smk: Any) -> None:
     from avsbridge.reports.audio_control import write_audio_control
 
     _run(smk, lambda: write_audio_control(smk.config, Path(smk.output.csv)))
+
+
+def report_training_curves_job(smk: Any) -> None:
+    """One figure: train loss and validation mIoU per epoch of every trained student."""
+    from avsbridge.train.curves import plot_training_curves
+
+    folders = {"/".join(Path(p).parts[-8:]): Path(p) for p in smk.input}
+    title = (
+        "OpenAVS-ST students" if folders else "OpenAVS-ST: no student is trained on this profile"
+    )
+    _run(smk, lambda: plot_training_curves(folders, Path(smk.output[0]), title))
