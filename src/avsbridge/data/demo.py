@@ -13,6 +13,7 @@ sources and licences.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io as _io
 import os
 import platform
@@ -29,6 +30,7 @@ from avsbridge.data.demo_assets import scenes, sounds
 from avsbridge.data.demo_assets.catalogue import (
     CATEGORIES,
     DISTRACTORS,
+    LOOKALIKES,
     OBJECTS,
     SEMANTIC_CLASSES,
     SEMANTIC_EXTRA_OBJECTS,
@@ -128,6 +130,19 @@ def _distractors(rng: np.random.Generator, exclude: Iterable[str], n: int) -> tu
     return tuple(str(x) for x in rng.choice(pool, size=n, replace=False))
 
 
+def with_lookalike(plan: ClipPlan) -> ClipPlan:
+    """``plan`` plus one silent look-alike of its first source that has one (catalogue).
+
+    Added after all random draws of :func:`plan_demo`, so who sounds when (hence
+    every clip's audio) does not depend on it; only the frames do.
+    """
+    for obj in plan.sounding:
+        lookalike = LOOKALIKES.get(obj)
+        if lookalike is not None and lookalike not in plan.objects:
+            return dataclasses.replace(plan, silent=(*plan.silent, lookalike))
+    return plan
+
+
 def plan_demo(seed: int) -> list[ClipPlan]:
     """The whole benchmark's plan for ``seed``: cheap, deterministic, no rendering."""
     rng = np.random.default_rng([seed, 0xA75])
@@ -193,7 +208,7 @@ def plan_demo(seed: int) -> list[ClipPlan]:
                 )
             )
             idx += 1
-    return plans
+    return [with_lookalike(p) for p in plans]
 
 
 # ------------------------------------------------------------------ rendering

@@ -47,7 +47,11 @@ SMOLLM2_WEIGHTS = weights.register_source(
 )
 # Opening tags of the frame blocks of an Appendix A user message (how many answers are due).
 _FRAME_TAG_RE = re.compile(r"<frame\d+>")
-# Files that carry a plain HF model folder's behaviour (hashed into the identity).
+_FRAME_BLOCK_RE = re.compile(r"<frame(\d+)>(.*?)</frame\1>", re.DOTALL)
+_EXP_RE = re.compile(r"</?exp\d+>")
+DECODINGS = ("generate", "rank")
+# The candidate that means "nothing sounds": strategies.normalise_answer maps it to "".
+SILENCE_CANDIDATE = "none"
 
 
 def smollm2_gguf_path() -> Path:
@@ -111,6 +115,10 @@ class LocalTranslator:
         convert_cache: bool = True,
         answer_scaffold: bool = False,
         max_answer_tokens: int = 16,
+        decoding: str = "generate",
+        candidates: str | os.PathLike[str] | None = None,
+        silence_candidate: str | None = SILENCE_CANDIDATE,
+        calibrate: bool = False,
     ) -> None:
         if model_path is None:
             if gguf_file is not None:
@@ -139,6 +147,21 @@ class LocalTranslator:
         self.convert_cache = convert_cache
         self.answer_scaffold = bool(answer_scaffold)
         self.max_answer_tokens = int(max_answer_tokens)
+        if decoding not in DECODINGS:
+            raise ValueError(f"local backend: unknown decoding {decoding!r} (known: {DECODINGS})")
+        self.decoding = decoding
+        self.candidates: tuple[str, ...] = ()
+        if decoding == "rank":
+            if candidates is None:
+                raise ValueError("local backend: decoding 'rank' needs 'candidates' (a file)")
+            names = load_candidates(Path(candidates))
+            if silence_candidate and silence_candidate not in names:
+                names = [*names, silence_candidate]
+            self.candidates = tuple(names)
+        elif candidates is not None:
+            raise ValueError("local backend: 'candidates' only applies to decoding 'rank'")
+        self.calibrate = bool(calibrate)
+        self._priors: dict[tuple[str, int, int], Any] = {}
         self._model: Any = None
         self._tokenizer: Any = None
         self.load_s: float | None = None
@@ -152,6 +175,16 @@ class LocalTranslator:
         }
 
     def _decoding(self) -> dict[str, Any]:
+        if self.decoding == "rank":
+            # the candidate names themselves (not their file's path) key the cache
+            return {
+                "do_sample": False,
+                "decoding": "rank",
+                "score": "sum_logprob(' a NAME.')",
+                "calibrate": "content_free_prior" if self.calibrate else None,
+                "scaffold": RANK_SCAFFOLD,
+                "candidates": list(self.candidates),
+            }
         decoding: dict[str, Any] = {"do_sample": False, "max_new_tokens": self.max_new_tokens}
         if self.answer_scaffold:
             # max_new_tokens does not apply: each answer body gets max_answer_tokens
@@ -281,6 +314,8 @@ class LocalTranslator:
     def complete(self, system: str, user: str) -> Completion:
         if self._model is None:
             self._load()
+        if self.decoding == "rank":
+            return self._complete_ranked(system, user)
         if self.answer_scaffold:
             return self._complete_scaffolded(system, user)
         return self._complete_free(system, user)
@@ -351,6 +386,199 @@ class LocalTranslator:
             completion_tokens=completion_tokens,
             latency_s=time.monotonic() - t0,
         )
+
+    def _complete_ranked(self, system: str, user: str) -> Completion:
+        """One ``<answer>`` per frame block, each the candidate the model finds likeliest.
+
+        Constrained decoding by ranking. After the (verbatim) system and user
+        messages the backend writes, in the assistant turn, a sentence that restates
+        the frame's ALM text and ends where the object is named (``RANK_SCAFFOLD``);
+        the model scores every candidate as its continuation (" a dog.", " an
+        ambulance.", " nothing." for silence: summed token log-probabilities, so the
+        full stop makes a name's prefix pay for stopping early). The best candidate
+        becomes the frame's ``<answer>``. A frame-consistent call still shows the
+        model every frame in the user message. Small models answer in natural
+        language far better than inside tags, and restating the evidence puts it
+        where the answer is scored. With ``calibrate`` each score is taken relative
+        to the same candidate's score after a content-free user message (empty
+        frames, nothing heard): small models otherwise prefer whatever names they
+        like a priori ("surface form competition", Holtzman et al. 2021).
+        """
+        import torch
+
+        t0 = time.monotonic()
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise TranslatorError("decoding 'rank' needs a tokenizer with a chat template")
+        evidence = frame_evidence(user) or [_clean_evidence(user)]
+        base = self._chat_text(system, user)
+        scorer = _PrefixScorer(self._model, self._tokenizer, self._device, self._continuations())
+        answers: list[str] = []
+        prompt_tokens = 0
+        for i, heard in enumerate(evidence):
+            scores = scorer.score(base + RANK_SCAFFOLD.format(frame=i, evidence=heard))
+            prompt_tokens = max(prompt_tokens, scorer.n_fed)
+            if self.calibrate:
+                scores = scores - self._content_free_prior(system, len(evidence), i)
+            answers.append(f"<answer>{self.candidates[int(torch.argmax(scores))]}</answer>")
+        return Completion(
+            text="\n".join(answers),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=len(answers),
+            latency_s=time.monotonic() - t0,
+        )
+
+    def _continuations(self) -> tuple[str, ...]:
+        """How each candidate continues the scaffold sentence (article, name, full stop)."""
+        return tuple(_as_continuation(name) for name in self.candidates)
+
+    def _chat_text(self, system: str, user: str) -> str:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return str(
+            self._tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        )
+
+    def _content_free_prior(self, system: str, n_frames: int, frame: int) -> Any:
+        """Candidate scores after the system prompt, empty frame blocks and nothing heard."""
+        key = (system, n_frames, frame)
+        if key not in self._priors:
+            blank = "\n".join(f"<frame{i}>\n\n</frame{i}>" for i in range(n_frames))
+            scorer = _PrefixScorer(
+                self._model, self._tokenizer, self._device, self._continuations()
+            )
+            prefix = self._chat_text(system, blank)
+            self._priors[key] = scorer.score(
+                prefix + RANK_SCAFFOLD.format(frame=frame, evidence=CONTENT_FREE_EVIDENCE)
+            )
+        return self._priors[key]
+
+
+# Rank scaffold: the assistant turn restates a frame's ALM text and stops where the
+# sounding object is named; candidates are scored as its continuation.
+RANK_SCAFFOLD = "In frame {frame} the audio AIs heard: {evidence}. So the sound comes from"
+CONTENT_FREE_EVIDENCE = "nothing"
+
+
+def _as_continuation(name: str) -> str:
+    if name == SILENCE_CANDIDATE:
+        return " nothing."
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    return f" {article} {name}."
+
+
+def _clean_evidence(text: str) -> str:
+    return " ".join(_EXP_RE.sub(" ", re.sub(r"</?frame\d+>", " ", text)).split()) or "nothing"
+
+
+def frame_evidence(user: str) -> list[str]:
+    """Each ``<frameN>`` block's ALM text(s), tags removed, distinct texts joined by '; '."""
+    evidence: list[str] = []
+    for _, body in _FRAME_BLOCK_RE.findall(user):
+        parts = [p.strip() for p in _EXP_RE.sub("\n", body).splitlines() if p.strip()]
+        distinct = list(dict.fromkeys(parts))
+        evidence.append("; ".join(distinct) if distinct else "nothing")
+    return evidence
+
+
+class _PrefixScorer:
+    """Scores candidate continuations of a growing prefix with one key/value cache.
+
+    The prompt is fed once: a later prefix keeps the tokens it shares with the one
+    before (the user message; only the per-frame scaffold differs) and feeds the
+    rest. Each candidate runs on top of it and the cache is cropped back, so no
+    candidate pays for the prompt again and no copy of the cache is made.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, device: str, candidates: tuple[str, ...]):
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.candidates = candidates
+        self.fed: list[int] = []
+        self.cache: Any = None
+        self.last_logprobs: Any = None
+
+    @property
+    def n_fed(self) -> int:
+        return len(self.fed)
+
+    def _feed(self, ids: list[int]) -> None:
+        """Bring the cache to ``ids``: keep the common prefix, drop the rest, feed the new."""
+        import torch
+
+        common = 0
+        if self.cache is not None:
+            limit = min(len(ids) - 1, len(self.fed))  # always feed >= 1 token (its logits)
+            while common < limit and ids[common] == self.fed[common]:
+                common += 1
+            if common == 0:
+                self.cache = None
+            else:
+                _drop_last(self.cache, len(self.fed) - common)
+        out = self.model(
+            input_ids=torch.tensor([ids[common:]], device=self.device),
+            past_key_values=self.cache,
+            use_cache=True,
+        )
+        self.cache, self.fed = out.past_key_values, list(ids)
+        self.last_logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+
+    def score(self, prefix: str) -> Any:
+        """Summed log-probability of each candidate continuation after ``prefix``."""
+        import torch
+
+        tokenizer = self.tokenizer
+        prefix_ids = list(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+        scores = torch.empty(len(self.candidates))
+        with torch.inference_mode():
+            self._feed(prefix_ids)
+            n_prefix = len(prefix_ids)
+            for i, name in enumerate(self.candidates):
+                full = tokenizer(prefix + name, add_special_tokens=False)
+                cont = list(full["input_ids"])[n_prefix:]
+                if list(full["input_ids"])[:n_prefix] != prefix_ids or not cont:
+                    # the name merged with the prefix's last token: score it on its own
+                    cont = list(tokenizer(name, add_special_tokens=False)["input_ids"])
+                total = float(self.last_logprobs[cont[0]])
+                if len(cont) > 1:
+                    out = self.model(
+                        input_ids=torch.tensor([cont[:-1]], device=self.device),
+                        past_key_values=self.cache,
+                        use_cache=True,
+                    )
+                    logprobs = torch.log_softmax(out.logits[0].float(), dim=-1)
+                    total += float(logprobs[torch.arange(len(cont) - 1), cont[1:]].sum())
+                    _drop_last(self.cache, len(cont) - 1)
+                scores[i] = total
+        return scores
+
+
+def _drop_last(cache: Any, n_tokens: int) -> None:
+    """Remove the last ``n_tokens`` from a DynamicCache (transformers 5: negative ``crop``)."""
+    if n_tokens > 0:
+        cache.crop(-n_tokens)
+
+
+def load_candidates(path: Path) -> list[str]:
+    """Candidate object names: a demo-matcher vocabulary folder (or its ``vocabulary.json``),
+    a JSON list, or a text file with one name per line ('#' comments)."""
+    if path.is_dir():
+        path = path / "vocabulary.json"
+    if not path.is_file():
+        raise ArtifactError(path, "candidate list for decoding 'rank' is missing")
+    if path.suffix == ".json":
+        doc = read_json(path)
+        names = list(doc["objects"]) if isinstance(doc, dict) and "objects" in doc else doc
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        names = [ln.split("#", 1)[0].strip() for ln in lines]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ArtifactError(path, "expected a list of candidate names (strings)")
+    cleaned = list(dict.fromkeys(" ".join(n.split()) for n in names if n.strip()))
+    if not cleaned:
+        raise ArtifactError(path, "the candidate list is empty")
+    if any("<" in n or ">" in n or "," in n for n in cleaned):
+        raise ArtifactError(path, "candidate names may not contain '<', '>' or ','")
+    return cleaned
 
 
 def _stop_at_answer_end(tokenizer: Any, prompt_len: int) -> Any:
