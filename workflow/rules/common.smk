@@ -71,6 +71,15 @@ def base_dataset(w):
     return paths.split_dataset_key(w.dataset)[0]
 
 
+def llm_candidates(w):
+    if w.llm == "none":
+        return []
+    options = stages.backend_spec(config, "translate", w.llm, base_dataset(w))[
+        "options"
+    ]
+    return [options["candidates"]] if options.get("candidates") else []
+
+
 def shard_clips(w):
     return pipeline.shard_clips(config, w.dataset, w.shard)
 

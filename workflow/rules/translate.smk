@@ -7,6 +7,8 @@ rule translate:
             paths.path(config, "audio_text", **dict(w.items()), aprompt=p)
             for p in w.aprompts.split("+")
         ],
+        # a ranking LLM's candidate names (options.candidates) decide its answers
+        candidates=lambda w: llm_candidates(w),
     output:
         directory(paths.pattern(config, "translate")),
     log:
