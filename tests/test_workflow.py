@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow  # real Snakemake/DVC runs: `pytest -m 'not slow'`
 
 # The slice's numbers: every stage is byte-deterministic on CPU, so any regression in
 # any stage (ALM tags, prompts, matcher, metrics) moves them.
-SLICE_S4_MIOU = 0.1515
-SLICE_S4_FSCORE = 0.1281
+SLICE_S4_MIOU = 0.1
+SLICE_S4_FSCORE = 0.0878
 
 
 @pytest.fixture()
@@ -34,6 +34,12 @@ def test_table1_from_real_rules(finished_run):
     assert len(ours) == 1
     assert float(ours[0]["s4_miou"]) == SLICE_S4_MIOU
     assert float(ours[0]["s4_fscore"]) == SLICE_S4_FSCORE
+    # and not by luck of empty masks: the matcher found the objects in some frames
+
+    from avsbridge.io import read_prob_png
+
+    masks = sorted((tmp / "results" / "masks").rglob("*.png"))
+    assert sum(int((read_prob_png(m) >= 0.5).any()) for m in masks) >= 2
     assert ours[0]["ms3_miou"] == "" and "not part of profile" in ours[0]["note"]
     metrics = list((tmp / "results" / "metrics").rglob("*.json"))
     assert metrics and all(not m.name.endswith(".prov.json") or m.stat().st_size for m in metrics)
