@@ -26,6 +26,7 @@ include: "workflow/rules/audio_text.smk"
 include: "workflow/rules/translate.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/zeroshot.smk"
 include: "workflow/rules/reports.smk"
 
 

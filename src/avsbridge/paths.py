@@ -20,6 +20,12 @@ PATTERNS: dict[str, str] = {
     "weak_labels": "text/{dataset}/weaklabel/label/none/none/{shard}",
     "segment": "masks/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}/{shard}",
     "evaluate": "metrics/{dataset}/{alm}/{aprompts}/{llm}/{strategy}/{vfm}/{thr}.json",
+    # BAaV zero-shot chain: its own roots; "none" fills a model a strategy does not use
+    "zeroshot_audio": "zs_audio/{dataset}/{audio_model}/{shard}",
+    "zeroshot_image": "zs_image/{dataset}/{image_model}/{shard}",
+    "zeroshot_query": "zs_query/{dataset}/{audio_model}/{image_model}/{matcher}/{query}/{shard}",
+    "ris": "zs_masks/{dataset}/{audio_model}/{image_model}/{matcher}/{query}/{ris}/{shard}",
+    "evaluate_zeroshot": "zs_metrics/{dataset}/{audio_model}/{image_model}/{matcher}/{query}/{ris}.json",
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
@@ -29,6 +35,11 @@ ROOTS: dict[str, str] = {
     "llm_cache": "llm_cache",
     "masks": "masks",
     "metrics": "metrics",
+    "zs_audio": "zs_audio",
+    "zs_image": "zs_image",
+    "zs_query": "zs_query",
+    "zs_masks": "zs_masks",
+    "zs_metrics": "zs_metrics",
 }
 # stage -> artifact-family root it writes under
 FAMILY_OF_STAGE: dict[str, str] = {
@@ -82,6 +93,9 @@ def threshold_key(box_threshold: float) -> str:
 
 def variant_values(variant: Any) -> dict[str, str]:
     """The path values of a variant (the wildcards of every stage it runs through)."""
+    own = getattr(variant, "path_values", None)
+    if own is not None:  # a variant type of another chain (the BAaV zero-shot chain)
+        return dict(own())
     return {
         "dataset": variant.dataset,
         "alm": variant.alm,

@@ -77,7 +77,7 @@ rule report_index:
 
 
 # Artifact-family targets: one DVC stage drives each (dvc.yaml).
-for _family in ("alm", "text", "masks", "metrics"):
+for _family in stages.families():
 
     rule:
         name:
