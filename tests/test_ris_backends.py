@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avsbridge.io import ArtifactError
 from avsbridge.ris import RIS_MODELS, threshold_of, thresholds
 from avsbridge.ris.segmenter import graded_map, prompt_of
 
@@ -158,3 +159,75 @@ def test_grounded_sam_ris_through_hf_loaders(tmp_path):
     if out["detections"]:
         assert (out["prob"] > 0.5).any()
     assert model.identity()["segmenter"]["backend"] == "hf-gdino-sam"
+
+
+@pytest.fixture(scope="module")
+def asda_home():
+    from conftest import SHARED_UPSTREAM, _need
+
+    return _need(SHARED_UPSTREAM / "ASDA" / "model" / "model.py", "ASDA upstream code").parents[1]
+
+
+@pytest.mark.slow
+def test_asda_through_its_own_model_code_with_random_weights(asda_home, tmp_path):
+    """ASDA's Model (ViT-B/16 CLIP inside) built offline from a random CLIP state dict and a
+    random ASDA checkpoint in its own format; one forward through the backend."""
+    import torch
+
+    from avsbridge.ris.asda import import_clip
+
+    clip = import_clip()
+    CLIP = clip.model.CLIP
+
+    torch.manual_seed(0)
+    vit_b16 = CLIP(
+        embed_dim=512,
+        image_resolution=224,
+        vision_layers=12,
+        vision_width=768,
+        vision_patch_size=16,
+        context_length=77,
+        vocab_size=49408,
+        transformer_width=512,
+        transformer_heads=8,
+        transformer_layers=12,
+    )
+    clip_file = tmp_path / "ViT-B-16.state.pt"
+    torch.save(vit_b16.state_dict(), clip_file)
+    del vit_b16
+    from avsbridge.ris.asda import _asda_on_path
+
+    with _asda_on_path(asda_home, cpu=True) as module:
+        asda = module.Model(clip_model=str(clip_file), tunelang=True, num_query=16, fusion_dim=768)
+    ckpt = tmp_path / "asda.pth"
+    torch.save({"state_dict": asda.state_dict()}, ckpt)
+    probe = next(iter(asda.state_dict()))
+    del asda
+    model = RIS_MODELS.load_all().create(
+        "asda",
+        checkpoint=str(ckpt),
+        clip_weights=str(clip_file),
+        asda_home=str(asda_home),
+        device="cpu",
+    )
+    assert model.n_loaded == model.n_params  # every tensor came from the checkpoint
+    assert torch.equal(
+        model.model.state_dict()[probe], torch.load(ckpt, weights_only=True)["state_dict"][probe]
+    )
+    word_id, mask = model.tokens("A photo of a dog")
+    assert word_id.shape == (1, 17) and mask.sum() == len(
+        clip.tokenize("A photo of a dog")[0].nonzero()
+    )
+    image = np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)
+    prob = model.predict(image, "A photo of a dog")["prob"]
+    assert prob.shape == (224, 224) and 0 <= prob.min() and prob.max() <= 1
+    assert "asda" in RIS_MODELS and RIS_MODELS.needs("asda").env == "asda"
+    with pytest.raises(ArtifactError, match="sha256"):
+        RIS_MODELS.create(
+            "asda",
+            checkpoint=str(ckpt),
+            clip_weights=str(clip_file),
+            asda_home=str(asda_home),
+            checkpoint_sha256="0" * 64,
+            device="cpu",
+        )

@@ -95,7 +95,7 @@ class ZeroShotVariant:
     def stages(self) -> tuple[str, ...]:
         first = ("zeroshot_audio",) if self.audio_model != NO_MODEL else ()
         image = ("zeroshot_image",) if self.image_model != NO_MODEL else ()
-        return (*first, *image, "zeroshot_query", "ris", "evaluate_zeroshot")
+        return ("data_check", *first, *image, "zeroshot_query", "ris", "evaluate_zeroshot")
 
     def describe(self, config: dict[str, Any]) -> str:
         ris = (config["backends"].get("ris") or {}).get(self.ris) or {}

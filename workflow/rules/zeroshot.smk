@@ -23,6 +23,7 @@ rule zeroshot_audio:
     input:
         audio=lambda w: sorted({str(s.audio) for s in zs_shard(w)}),
         listed=dataset_metadata,
+        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
     output:
         directory(paths.pattern(config, "zeroshot_audio")),
     log:
@@ -44,6 +45,7 @@ rule zeroshot_audio:
 rule zeroshot_image:
     input:
         listed=dataset_metadata,
+        checked=lambda w: paths.path(config, "data_check", dataset=w.dataset),
     output:
         directory(paths.pattern(config, "zeroshot_image")),
     log:
