@@ -212,3 +212,33 @@ def test_clap_side_scores_phrases_against_the_whole_wav(tiny_clap, sample):
     rec = build_query("vcap_acls", {}, {"caption": "a dog and a cat"}, matcher, sample)
     assert rec["chosen"] == ["a dog", "a cat"][int(np.argmax(scores))]
     assert "clip" not in matcher._loaded
+
+
+def test_ast_clip_classifies_the_whole_file(tmp_path, sample):
+    import torch
+    import transformers
+
+    from avsbridge.zeroshot_audio import AUDIO_ANALYSERS
+
+    labels = ["Speech", "Dog", "Piano", "Silence"]
+    folder = tmp_path / "ast"
+    config = transformers.ASTConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_mel_bins=128,
+        max_length=100,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    transformers.ASTForAudioClassification(config).save_pretrained(folder)
+    transformers.ASTFeatureExtractor(max_length=100).save_pretrained(folder)
+    analyser = AUDIO_ANALYSERS.load_all().create(
+        "ast-clip", model_path=str(folder), device="cpu", threshold=0.0
+    )
+    out = analyser.analyse(sample.audio)
+    assert out["top_class"] in labels[:3] and out["n_windows"] == 1
+    assert [t["label"] for t in out["tags"]][:1] and out["caption"]
+    assert analyser.analyse(sample.audio) == out
