@@ -108,3 +108,23 @@ def report_outputs():
     out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS]
     out += [f"{RD}/{k}.{ext}" for k in FIGURE_REPORTS for ext in ("png", "csv")]
     return out
+
+
+# --- BAaV zero-shot chain (workflow/rules/zeroshot.smk) ---
+from avsbridge.zeroshot import samples as zs_samples
+from avsbridge.zeroshot_query.strategies import STRATEGIES as ZS_STRATEGIES
+
+
+def zs_shard(w):
+    return zs_samples.shard_samples(config, w.dataset, w.shard)
+
+
+def zs_query_inputs(w):
+    st = ZS_STRATEGIES[w.query]
+    values = dict(w.items())
+    out = {}
+    if st.needs_audio:
+        out["audio"] = paths.path(config, "zeroshot_audio", **values)
+    if st.needs_image:
+        out["image"] = paths.path(config, "zeroshot_image", **values)
+    return out

@@ -1,24 +1,6 @@
 # BAaV zero-shot chain: audio tags/caption and image caption cached per sample, a strategy
 # turns them into a query, a RIS model segments, evaluate_zeroshot scores (zeroshot-baav).
-from avsbridge.zeroshot import samples as zs_samples
-from avsbridge.zeroshot_query.strategies import STRATEGIES as ZS_STRATEGIES
-
-
-def zs_shard(w):
-    return zs_samples.shard_samples(config, w.dataset, w.shard)
-
-
-def zs_query_inputs(w):
-    st = ZS_STRATEGIES[w.query]
-    values = dict(w.items())
-    out = {}
-    if st.needs_audio:
-        out["audio"] = paths.path(config, "zeroshot_audio", **values)
-    if st.needs_image:
-        out["image"] = paths.path(config, "zeroshot_image", **values)
-    return out
-
-
+# Resources are per-job lambdas: a profile without zero-shot backends still parses.
 rule zeroshot_audio:
     input:
         audio=lambda w: sorted({str(s.audio) for s in zs_shard(w)}),
@@ -33,11 +15,13 @@ rule zeroshot_audio:
     conda:
         stage_env("zeroshot_audio")
     resources:
-        mem_mb=stages.mem_mb(config, "zeroshot_audio"),
-        gpu=stages.gpu_count(config, "zeroshot_audio"),
+        mem_mb=lambda w: stages.mem_mb(config, "zeroshot_audio"),
+        gpu=lambda w: stages.gpu_count(config, "zeroshot_audio"),
     params:
         code=stage_code("zeroshot_audio"),
-        backend=lambda w: stages.backend_spec(config, "zeroshot_audio", dataset=w.dataset),
+        backend=lambda w: stages.backend_spec(
+            config, "zeroshot_audio", dataset=w.dataset
+        ),
     script:
         "../scripts/zeroshot_audio.py"
 
@@ -55,11 +39,13 @@ rule zeroshot_image:
     conda:
         stage_env("zeroshot_image")
     resources:
-        mem_mb=stages.mem_mb(config, "zeroshot_image"),
-        gpu=stages.gpu_count(config, "zeroshot_image"),
+        mem_mb=lambda w: stages.mem_mb(config, "zeroshot_image"),
+        gpu=lambda w: stages.gpu_count(config, "zeroshot_image"),
     params:
         code=stage_code("zeroshot_image"),
-        backend=lambda w: stages.backend_spec(config, "zeroshot_image", dataset=w.dataset),
+        backend=lambda w: stages.backend_spec(
+            config, "zeroshot_image", dataset=w.dataset
+        ),
     script:
         "../scripts/zeroshot_image.py"
 
@@ -79,8 +65,8 @@ rule zeroshot_query:
     conda:
         stage_env("zeroshot_query")
     resources:
-        mem_mb=stages.mem_mb(config, "zeroshot_query"),
-        gpu=stages.gpu_count(config, "zeroshot_query"),
+        mem_mb=lambda w: stages.mem_mb(config, "zeroshot_query"),
+        gpu=lambda w: stages.gpu_count(config, "zeroshot_query"),
     params:
         code=stage_code("zeroshot_query"),
         backend=lambda w: (
@@ -130,7 +116,7 @@ rule evaluate_zeroshot:
     conda:
         stage_env("evaluate_zeroshot")
     resources:
-        mem_mb=stages.mem_mb(config, "evaluate_zeroshot"),
+        mem_mb=lambda w: stages.mem_mb(config, "evaluate_zeroshot"),
     params:
         code=stage_code("evaluate_zeroshot"),
         protocol="zeroshot-baav",
