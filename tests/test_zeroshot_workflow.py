@@ -165,6 +165,8 @@ def test_audit_walks_a_cell_back_to_audio_and_image(built, monkeypatch):
             str(work / "reports/baav/table1.csv"),
             "--configfile",
             str(configfile),
+            "--directory",
+            str(work),
             "--json",
             "--row",
             "vcap+acls",
