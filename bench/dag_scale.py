@@ -148,7 +148,8 @@ def paper_bench_config(data_root: Path, semantic_root: Path, results_dir: str) -
             ds["root"] = str(data_root.parent / folder)
             ds["list"] = str(fixtures_dir() / list_name)
             continue
-        ds["root"] = str(semantic_root if name in V3_DATASETS else data_root)
+        semantic = name in V3_DATASETS or ds["kind"] == "avss"
+        ds["root"] = str(semantic_root if semantic else data_root)
     paper["results_dir"] = results_dir
     return paper
 
