@@ -187,9 +187,14 @@ def create_outputs(workdir: Path, dryrun_output: str) -> int:
         line = line.strip()
         if line.startswith("output:"):
             outputs.update(p.strip() for p in line.removeprefix("output:").split(","))
+    from avsbridge import paths
+    from avsbridge.stages import STAGES
+
+    # folder outputs: every stage family whose job writes a folder (with its summary)
+    folders = {paths.ROOTS[st.family] for st in STAGES.values() if st.summary is not None}
     for out in sorted(outputs):
         path = Path(out) if Path(out).is_absolute() else workdir / out
-        if any(f"/{family}/" in out for family in ("alm", "text", "masks")):
+        if any(f"/{family}/" in out for family in folders):
             path.mkdir(parents=True, exist_ok=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
