@@ -30,6 +30,7 @@ include: "workflow/rules/flow.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/mllm.smk"
 include: "workflow/rules/cues.smk"
+include: "workflow/rules/zeroshot.smk"
 include: "workflow/rules/reports.smk"
 
 

@@ -117,11 +117,39 @@ def build_placeholder_tree(root: Path) -> tuple[int, int]:
     return len(s4_rows), len(ms3_names)
 
 
+ZEROSHOT_LISTS = {  # BAaV zero-shot datasets: (list file, marker, placeholder root)
+    "is3": ("synthetic3240_seg.json", "synthetic3241/", "IS3"),
+    "s4_zeroshot": ("s4_seg.json", "AVSbench/", "AVSBench_object"),
+    "vpo_ss": ("vpo_ss_seg.json", "COCO_AV/", "COCO_AV"),
+}
+
+
+def build_zeroshot_trees(tmp: Path) -> dict[str, int]:
+    """IS3 / VPO-SS placeholder media for the real SSLalign lists (S4 reuses the object tree)."""
+    counts = {}
+    for name, (list_name, marker, folder) in ZEROSHOT_LISTS.items():
+        items = json.loads((fixtures_dir() / list_name).read_text())
+        counts[name] = len(items)
+        for item in items:
+            for key in ("image", "gt_box", "gt", "gt_mask", "audio"):
+                if key in item:
+                    p = tmp / folder / _tail(item[key], marker)
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    p.touch()
+    return counts
+
+
 def paper_bench_config(data_root: Path, semantic_root: Path, results_dir: str) -> dict:
     """The paper profile over the placeholder AVSBench-object and -semantic trees."""
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     for name, ds in paper["datasets"].items():
-        ds["root"] = str(semantic_root if name in V3_DATASETS else data_root)
+        if name in ZEROSHOT_LISTS:
+            list_name, _, folder = ZEROSHOT_LISTS[name]
+            ds["root"] = str(data_root.parent / folder)
+            ds["list"] = str(fixtures_dir() / list_name)
+            continue
+        semantic = name in V3_DATASETS or ds["kind"] == "avss"
+        ds["root"] = str(semantic_root if semantic else data_root)
     paper["results_dir"] = results_dir
     return paper
 
@@ -159,9 +187,14 @@ def create_outputs(workdir: Path, dryrun_output: str) -> int:
         line = line.strip()
         if line.startswith("output:"):
             outputs.update(p.strip() for p in line.removeprefix("output:").split(","))
+    from avsbridge import paths
+    from avsbridge.stages import STAGES
+
+    # folder outputs: every stage family whose job writes a folder (with its summary)
+    folders = {paths.ROOTS[st.family] for st in STAGES.values() if st.summary is not None}
     for out in sorted(outputs):
         path = Path(out) if Path(out).is_absolute() else workdir / out
-        if any(f"/{family}/" in out for family in ("alm", "text", "masks")):
+        if any(f"/{family}/" in out for family in folders):
             path.mkdir(parents=True, exist_ok=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +226,7 @@ def main() -> None:
         data_root = tmp_path / "AVSBench_object"
         n_s4, n_ms3 = build_placeholder_tree(data_root)
         v3_counts = build_semantic_tree(tmp_path / "AVSBench_semantic")
+        zeroshot_counts = build_zeroshot_trees(tmp_path)
         paper = paper_bench_config(
             data_root, tmp_path / "AVSBench_semantic", str(tmp_path / "results")
         )
@@ -219,6 +253,7 @@ def main() -> None:
             "s4_clips": n_s4,
             "ms3_clips": n_ms3,
             **{f"{k}_clips": v for k, v in v3_counts.items()},
+            **{f"{k}_samples": v for k, v in zeroshot_counts.items()},
             "reports": len(targets(paper)),
             "noop_jobs": count_jobs(noop_out),
         }

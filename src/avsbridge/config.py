@@ -171,6 +171,11 @@ DATA_SOURCES = {
     "ms3": "AVSBench-object (Multi-sources), https://opennlplab.github.io/AVSBench/",
     "avss": "AVSBench-semantic, https://opennlplab.github.io/AVSBench/",
     "v3": "AVSBench-semantic + the V3 split files (GeWu-Lab/Generalizable-Audio-Visual-Segmentation)",
+    "is3": "IS3 (synthetic3241) + metadata/synthetic3240_seg.json, kaistmm/SSLalignment",
+    "s4-zeroshot": "AVSBench-object Single-source + metadata/s4_seg.json, kaistmm/SSLalignment",
+    "vpo-ss": "VPO (COCO_AV) + metadata/vpo_ss_seg.json, kaistmm/SSLalignment",
+    "demo-zeroshot": "the committed demo (avsbridge.data.demo_zeroshot)",
+    "s4-frames": "AVSBench-object (Single-source), https://opennlplab.github.io/AVSBench/",
 }
 
 
@@ -183,8 +188,11 @@ def check_dataset_roots(config: dict[str, Any], base: Path | None = None) -> lis
         root = Path(spec["root"])
         if base is not None and not root.is_absolute():
             root = base / root
+        moved = {**spec, "root": str(root)}
+        if spec.get("list") and base is not None and not Path(spec["list"]).is_absolute():
+            moved["list"] = str(base / spec["list"])
         try:
-            listed = Path(metadata_file({"datasets": {name: {**spec, "root": str(root)}}}, name))
+            listed = Path(metadata_file({"datasets": {name: moved}}, name))
             present = listed.is_file()
         except (ValueError, OSError):
             present = False

@@ -32,6 +32,8 @@ CODE_DEPS = ["src/avsbridge", "workflow", "Snakefile", "${dvc.profile_file}"]
 SNAKEMAKE = "AVSBRIDGE_DVC_STAGE=1 snakemake --configfile ${dvc.profile_file} --cores all"
 RESULTS = "${dvc.results_dir}"
 REPORTS = "${dvc.reports_dir}"
+# stages whose outputs the reports read
+TERMINAL_STAGES = ("evaluate", "evaluate_zeroshot")
 
 
 def _report_files() -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -78,9 +80,11 @@ def dvc_config() -> dict[str, Any]:
         }
         upstream = family
     outs, metrics, plots = _report_files()
+    # every chain's terminal family (OpenAVS metrics, BAaV zero-shot metrics)
+    terminal = [paths.ROOTS[paths.FAMILY_OF_STAGE[s]] for s in TERMINAL_STAGES]
     stages["reports"] = {
         "cmd": f"{SNAKEMAKE} && avsbridge state export --config ${{dvc.profile_file}}",
-        "deps": [f"{RESULTS}/{paths.ROOTS['metrics']}", *CODE_DEPS],
+        "deps": [*(f"{RESULTS}/{root}" for root in terminal), *CODE_DEPS],
         "outs": [f"{RESULTS}/{paths.STATE_FILE}", *outs],
         "metrics": metrics,
         "plots": plots,

@@ -107,10 +107,102 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ZeroShotVariant:
+    """One configuration of the BAaV zero-shot chain on one dataset.
+
+    ``query`` is the strategy, ``ris`` the RIS role (backends.ris.<role>); the audio
+    model, image captioner and phrase matcher are the profile's, or "none" where the
+    strategy does not use them (so a path says exactly which models made it).
+    """
+
+    dataset: str
+    query: str
+    ris: str
+    audio_model: str
+    image_model: str
+    matcher: str
+    terminal: str = "evaluate_zeroshot"
+    FIELDS = ("dataset", "query", "ris", "audio_model", "image_model", "matcher")
+
+    def path_values(self) -> dict[str, str]:
+        return {f: str(getattr(self, f)) for f in self.FIELDS}
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        first = ("zeroshot_audio",) if self.audio_model != NO_MODEL else ()
+        image = ("zeroshot_image",) if self.image_model != NO_MODEL else ()
+        return ("data_check", *first, *image, "zeroshot_query", "ris", "evaluate_zeroshot")
+
+    def describe(self, config: dict[str, Any]) -> str:
+        ris = (config["backends"].get("ris") or {}).get(self.ris) or {}
+        return "; ".join(
+            [
+                f"dataset={self.dataset}",
+                f"query={self.query}",
+                f"audio_model={self.audio_model}",
+                f"image_model={self.image_model}",
+                f"matcher={self.matcher}",
+                f"ris={self.ris}:{ris.get('name', '?')}",
+            ]
+        )
+
+
+NO_MODEL = "none"
+ZEROSHOT_FIELDS = frozenset(ZeroShotVariant.FIELDS)
+
+
+def is_zeroshot_fields(fields: dict[str, Any]) -> bool:
+    """A partial variant of the zero-shot chain: it sets a field only that chain consumes."""
+    return bool((set(fields) - set(CELL_FIELDS)) & (ZEROSHOT_FIELDS - {"dataset"}))
+
+
+def complete_zeroshot_variant(config: dict[str, Any], fields: dict[str, Any]) -> ZeroShotVariant:
+    from avsbridge.zeroshot_query.strategies import strategy
+
+    st = strategy(fields["query"])
+    backends = config["backends"]
+
+    def model(key: str, used: bool, field: str) -> str:
+        if not used:
+            return NO_MODEL
+        return str(fields.get(field) or backends[key]["name"])
+
+    return ZeroShotVariant(
+        dataset=fields["dataset"],
+        query=st.name,
+        ris=str(fields.get("ris", "asda")),
+        audio_model=model("zs_audio", st.needs_audio, "audio_model"),
+        image_model=model("zs_image", st.needs_image, "image_model"),
+        matcher=model("zs_match", st.verify is not None, "matcher"),
+    )
+
+
+def _zeroshot_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
+    """Why a zero-shot cell is empty on this profile (a missing backend), or ""."""
+    from avsbridge.zeroshot_query.strategies import STRATEGIES
+
+    st = STRATEGIES.get(fields.get("query", ""))
+    if st is None:
+        return ""  # the query stage's precondition names it
+    backends = config["backends"]
+    needed = [("zs_audio", st.needs_audio), ("zs_image", st.needs_image)]
+    needed.append(("zs_match", st.verify is not None))
+    for key, used in needed:
+        if used and backends.get(key) is None:
+            return f"profile {config['profile']!r} has no backends.{key}"
+    role = str(fields.get("ris", "asda"))
+    if (backends.get("ris") or {}).get(role) is None:
+        return (
+            f"profile {config['profile']!r} has no {role.upper()} RIS backend (backends.ris.{role})"
+        )
+    return ""
+
+
+@dataclass(frozen=True)
 class Cell:
     """What fills one reproduced cell: a variant + a metric, or why it stays empty."""
 
-    variant: Variant | None
+    variant: Variant | ZeroShotVariant | None
     metric: str
     reason: str = ""
     protocol: str = ""
@@ -179,7 +271,14 @@ def _profile_reason(config: dict[str, Any], fields: dict[str, Any], needs: tuple
     kind = config["datasets"][dataset]["kind"]
     if protocol and protocol not in PROTOCOLS_OF_KIND.get(kind, ()):
         return f"protocol {protocol!r} is not computed for {kind} datasets"
-    for name in needs:
+    zeroshot = is_zeroshot_fields(fields)
+    chain = needs
+    if zeroshot:
+        reason = _zeroshot_reason(config, fields)
+        if reason:
+            return reason
+        chain = tuple(dict.fromkeys((*needs, "zeroshot_query")))
+    for name in chain:
         check = STAGES[name].precondition
         reason = check(config, fields) if check else ""
         if reason:
@@ -221,6 +320,8 @@ def cell(
     reason = _profile_reason(config, fields, recipe.needs)
     if reason:
         return Cell(None, metric, reason, protocol)
+    if is_zeroshot_fields(fields):
+        return Cell(complete_zeroshot_variant(config, fields), metric, "", protocol)
     if "student" in fields:
         if extra and not config.get("train_sweeps", True):
             return Cell(
@@ -335,7 +436,7 @@ def table_cells(config: dict[str, Any], table: Table) -> list[Cell]:
     return [c for row in table.rows for c in row_cells(config, table, row).values()]
 
 
-def report_variants(config: dict[str, Any], table: Table) -> list[Variant]:
+def report_variants(config: dict[str, Any], table: Table) -> list[Variant | ZeroShotVariant]:
     """Every variant whose metrics a report reads (deduplicated, ordered)."""
     return list(dict.fromkeys(c.variant for c in table_cells(config, table) if c.variant))
 
@@ -351,9 +452,9 @@ def report_tables(config: dict[str, Any]) -> dict[str, Table]:
     return {paths.report_stem(config, t.paper, t.id).removeprefix(base): t for t in reports()}
 
 
-def all_variants(config: dict[str, Any]) -> list[Variant]:
+def all_variants(config: dict[str, Any]) -> list[Variant | ZeroShotVariant]:
     return list(dict.fromkeys(v for t in reports() for v in report_variants(config, t)))
 
 
-def metrics_path(config: dict[str, Any], variant: Variant) -> str:
+def metrics_path(config: dict[str, Any], variant: Variant | ZeroShotVariant) -> str:
     return paths.metrics_path(config, variant)

@@ -33,6 +33,12 @@ PATTERNS: dict[str, str] = {
     "scene_description": "scenes/{dataset}/{scene_description}/{shard}",
     "text_cues": "cues/{dataset}/{scene_description}/{text_cues}/{shard}",
     "cue_recognition": "recognition/{dataset}/{scene_description}/{text_cues}.json",
+    # BAaV zero-shot chain: its own roots; "none" fills a model a strategy does not use
+    "zeroshot_audio": "zs_audio/{dataset}/{audio_model}/{shard}",
+    "zeroshot_image": "zs_image/{dataset}/{image_model}/{shard}",
+    "zeroshot_query": "zs_query/{dataset}/{audio_model}/{image_model}/{matcher}/{query}/{shard}",
+    "ris": "zs_masks/{dataset}/{audio_model}/{image_model}/{matcher}/{query}/{ris}/{shard}",
+    "evaluate_zeroshot": "zs_metrics/{dataset}/{audio_model}/{image_model}/{matcher}/{query}/{ris}.json",
 }
 # artifact-family roots (one DVC-tracked folder each)
 ROOTS: dict[str, str] = {
@@ -52,6 +58,11 @@ ROOTS: dict[str, str] = {
     "scenes": "scenes",
     "cues": "cues",
     "recognition": "recognition",
+    "zs_audio": "zs_audio",
+    "zs_image": "zs_image",
+    "zs_query": "zs_query",
+    "zs_masks": "zs_masks",
+    "zs_metrics": "zs_metrics",
 }
 # stage -> artifact-family root it writes under
 FAMILY_OF_STAGE: dict[str, str] = {
@@ -124,6 +135,9 @@ def split_dataset_key(key: str) -> tuple[str, str]:
 
 def variant_values(variant: Any) -> dict[str, str]:
     """The path values of a variant (the wildcards of every stage it runs through)."""
+    own = getattr(variant, "path_values", None)
+    if own is not None:  # a variant type of another chain (the BAaV zero-shot chain)
+        return dict(own())
     return {
         "dataset": dataset_key(variant.dataset, getattr(variant, "perturbation", "none")),
         "alm": variant.alm,

@@ -66,6 +66,10 @@ METADATA_FILES = {
 def metadata_file(config: dict[str, Any], dataset: str) -> str:
     """The split list a dataset's clips come from (the DAG's dependency on the benchmark)."""
     spec = config["datasets"][split_dataset_key(dataset)[0]]
+    if _zeroshot(spec):
+        from avsbridge.zeroshot.samples import list_file
+
+        return list_file(config, dataset)
     root = Path(spec["root"])
     if spec["kind"] == "v3":
         from avsbridge.data.avsbench import find_v3_split_file
@@ -74,8 +78,20 @@ def metadata_file(config: dict[str, Any], dataset: str) -> str:
     return str(root / METADATA_FILES[spec["kind"]])
 
 
+def _zeroshot(spec: dict[str, Any]) -> bool:
+    from avsbridge.zeroshot.samples import KINDS
+
+    return spec["kind"] in KINDS
+
+
 def shard_names(config: dict[str, Any], dataset: str) -> list[str]:
-    size = config["datasets"][split_dataset_key(dataset)[0]]["shard_size"]
+    """Shards of a dataset's clips (zero-shot datasets: of its samples)."""
+    base = split_dataset_key(dataset)[0]
+    if _zeroshot(config["datasets"][base]):
+        from avsbridge.zeroshot import samples
+
+        return samples.shard_names(config, base)
+    size = config["datasets"][base]["shard_size"]
     n = len(dataset_clips(config, dataset))
     return [f"{SHARD_PREFIX}{i:04d}" for i in range((n + size - 1) // size)]
 

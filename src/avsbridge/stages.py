@@ -78,6 +78,31 @@ def _clip_label_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
     return ""
 
 
+def _zeroshot_query_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
+    """Why a strategy cannot run on this profile (its matcher cannot invert audio), or ""."""
+    from avsbridge.zeroshot_query.strategies import STRATEGIES
+
+    name = fields.get("query")
+    if name not in STRATEGIES:
+        return f"unknown zero-shot strategy {name!r} (known: {', '.join(STRATEGIES)})"
+    if STRATEGIES[name].source != "audio_embedding":
+        return ""
+    entry = config["backends"].get("zs_match")
+    if entry is None:
+        return f"profile {config['profile']!r} has no backends.zs_match"
+    registry = importlib.import_module("avsbridge.zeroshot_query").MATCHERS.load_all()
+    factory = registry.get(entry["name"])
+    if not getattr(factory, "can_invert", False):
+        return (
+            f"{name}: needs an audio encoder trained against the RIS model's frozen text "
+            f"encoder, whose pseudo-word tokens the RIS reads (BAaV: CLAP with a frozen CLIP "
+            f"text encoder, not released); profile {config['profile']!r} matches with "
+            f"{entry['name']!r} ({entry.get('label', '')}) and its RIS takes words, so it "
+            "cannot invert audio"
+        )
+    return ""
+
+
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
@@ -134,6 +159,61 @@ STAGES: dict[str, Stage] = {
             registry="avsbridge.segment:SEGMENTERS",
             backend="vfm",
             gpu_capable=True,
+        ),
+        # --- BAaV zero-shot chain (avsbridge.zeroshot) ---
+        Stage(
+            name="zeroshot_audio",
+            mem_mb=1000,
+            job="avsbridge.zeroshot.jobs:zeroshot_audio_job",
+            code=("avsbridge.zeroshot_audio", "avsbridge.zeroshot.jobs"),
+            env="audio_text",
+            fields=("dataset", "audio_model"),
+            registry="avsbridge.zeroshot_audio:AUDIO_ANALYSERS",
+            backend="zs_audio",
+            gpu_capable=True,
+        ),
+        Stage(
+            name="zeroshot_image",
+            mem_mb=1000,
+            job="avsbridge.zeroshot.jobs:zeroshot_image_job",
+            code=("avsbridge.zeroshot_image", "avsbridge.zeroshot.jobs"),
+            env="zeroshot",
+            fields=("dataset", "image_model"),
+            registry="avsbridge.zeroshot_image:IMAGE_CAPTIONERS",
+            backend="zs_image",
+            gpu_capable=True,
+        ),
+        Stage(
+            name="zeroshot_query",
+            mem_mb=1000,
+            job="avsbridge.zeroshot.jobs:zeroshot_query_job",
+            code=("avsbridge.zeroshot_query", "avsbridge.zeroshot.jobs"),
+            env="zeroshot",
+            fields=("dataset", "audio_model", "image_model", "matcher", "query"),
+            registry="avsbridge.zeroshot_query:MATCHERS",
+            backend="zs_match",
+            gpu_capable=True,
+            precondition=_zeroshot_query_reason,
+        ),
+        Stage(
+            name="ris",
+            mem_mb=2000,
+            job="avsbridge.zeroshot.jobs:ris_job",
+            code=("avsbridge.ris", "avsbridge.zeroshot.jobs"),
+            env="segment",
+            fields=("ris",),
+            registry="avsbridge.ris:RIS_MODELS",
+            backend="ris",
+            gpu_capable=True,
+        ),
+        Stage(
+            name="evaluate_zeroshot",
+            mem_mb=1500,
+            job="avsbridge.zeroshot.jobs:evaluate_zeroshot_job",
+            code=("avsbridge.metrics", "avsbridge.ris", "avsbridge.zeroshot.jobs"),
+            env="core",
+            fields=("dataset",),
+            summary=None,
         ),
         Stage(
             name="evaluate",
@@ -295,7 +375,12 @@ PROTOCOLS_OF_KIND: dict[str, tuple[str, ...]] = {
     "ms3": ("avsbench", "calls"),
     "v3": ("avsbench", "calls"),
     "avss": ("avsbench", "calls"),
+    **dict.fromkeys(
+        ("is3", "s4-zeroshot", "vpo-ss", "demo-zeroshot", "s4-frames"), ("zeroshot-baav",)
+    ),
 }
+# Backends configured per role (backends.<key>.<role>: {name, options} or null).
+ROLE_BACKENDS: dict[str, str] = {"vfm": "sam", "ris": "asda"}
 
 
 class UnknownStageError(KeyError):
@@ -322,11 +407,13 @@ def backend_spec(
     st = stage(stage_name)
     if st.backend is None:
         return {"name": "none", "options": {}}
-    entry = config["backends"][st.backend]
-    if st.backend == "vfm":
-        entry = entry.get(role or "sam")
+    entry = config["backends"].get(st.backend)
+    if entry is None:
+        raise KeyError(f"profile {config['profile']!r} has no backends.{st.backend}")
+    if st.backend in ROLE_BACKENDS:
+        entry = entry.get(role or ROLE_BACKENDS[st.backend])
         if entry is None:
-            raise KeyError(f"profile {config['profile']!r} has no backends.vfm.{role}")
+            raise KeyError(f"profile {config['profile']!r} has no backends.{st.backend}.{role}")
     elif st.backend == "llm" and role == "none":
         return {"name": "none", "options": {}}
     options = dict(entry.get("options") or {})
@@ -375,7 +462,7 @@ def configured_backends(config: dict[str, Any]) -> list[tuple[str, str | None, d
         if st.backend is None:
             continue
         entry = config["backends"].get(st.backend)
-        if st.backend == "vfm":
+        if st.backend in ROLE_BACKENDS:
             for role, spec in (entry or {}).items():
                 if spec is not None:
                     found.append((st.name, role, backend_spec(config, st.name, role)))

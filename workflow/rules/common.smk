@@ -150,7 +150,7 @@ def feature_shards(w, dataset):
 
 def chain_outputs(v):
     """(stage, path) of every artifact a variant's cells need, its teacher's included."""
-    if v.student:
+    if getattr(v, "student", ""):
         out = []
         if v.alm != experiments.GT_TEACHER:
             out += chain_outputs(v.teacher())
@@ -245,4 +245,24 @@ def report_outputs():
     out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS] + [paths.audio_control_path(config)]
     out.append(f"{RD}/training_curves.png")
     out += [f"{RD}/{k}.{ext}" for k in FIGURE_REPORTS for ext in ("png", "csv")]
+    return out
+
+
+# --- BAaV zero-shot chain (workflow/rules/zeroshot.smk) ---
+from avsbridge.zeroshot import samples as zs_samples
+from avsbridge.zeroshot_query.strategies import STRATEGIES as ZS_STRATEGIES
+
+
+def zs_shard(w):
+    return zs_samples.shard_samples(config, w.dataset, w.shard)
+
+
+def zs_query_inputs(w):
+    st = ZS_STRATEGIES[w.query]
+    values = dict(w.items())
+    out = {}
+    if st.needs_audio:
+        out["audio"] = paths.path(config, "zeroshot_audio", **values)
+    if st.needs_image:
+        out["image"] = paths.path(config, "zeroshot_image", **values)
     return out

@@ -338,6 +338,10 @@ def check_dataset(
             Problem(root, f"dataset root is missing (config key datasets.{name}.root)")
         )
         return report
+    from avsbridge.zeroshot.samples import KINDS as ZEROSHOT_KINDS
+
+    if spec.get("kind") in ZEROSHOT_KINDS:
+        return check_zeroshot(spec, name, report)
     try:
         clips, palette = _spec_clips(spec)
     except ArtifactError as exc:
@@ -360,6 +364,44 @@ def check_dataset(
     )
 
 
+def check_zeroshot(spec: Mapping[str, Any], name: str, report: DatasetReport) -> DatasetReport:
+    """Zero-shot samples: every image (RGB), GT (8-bit grey, as zeroshot-baav reads it) and
+    wav read once; each unreadable file is one problem naming it."""
+    from avsbridge.io import read_wav
+    from avsbridge.metrics.evaluate import read_grey_gt
+    from avsbridge.zeroshot.samples import dataset_samples
+
+    try:
+        samples = dataset_samples({"datasets": {name: dict(spec)}}, name)
+    except ArtifactError as exc:
+        report.problems.append(Problem(str(exc.path), exc.problem))
+        return report
+    except (ValueError, OSError) as exc:
+        report.problems.append(Problem(report.root, str(exc)))
+        return report
+    seen: set[Path] = set()
+    readers = (("image", lambda p: read_image(p, mode="RGB")), ("gt", read_grey_gt))
+    for sample in samples:
+        for key, reader in (*readers, ("audio", read_wav)):
+            path = Path(getattr(sample, key))
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                reader(path)
+            except ArtifactError as exc:
+                report.problems.append(Problem(str(exc.path), f"sample {sample.id}: {exc.problem}"))
+                continue
+            if key == "image":
+                report.n_frames += 1
+            elif key == "gt":
+                report.n_masks += 1
+            else:
+                report.n_wavs += 1
+    report.n_clips = len({s.group for s in samples})
+    return report
+
+
 def alm_target(config: Mapping[str, Any]) -> tuple[int | None, str]:
     """The sample rate the profile's ALM backend reads (for the resampling notice)."""
     from avsbridge.audio_text import AUDIO_TEXTERS
@@ -377,7 +419,7 @@ def _anchored_spec(spec: Mapping[str, Any], base: Path | None) -> dict[str, Any]
     """Relative ``root``/``weak_labels`` of a profile resolved against ``base`` (the workdir)."""
     out = dict(spec)
     if base is not None:
-        for key in ("root", "weak_labels"):
+        for key in ("root", "weak_labels", "list"):
             if out.get(key) and not Path(str(out[key])).is_absolute():
                 out[key] = str(Path(base) / str(out[key]))
     return out

@@ -350,6 +350,18 @@ def vocabulary_json() -> dict:
     }
 
 
+ZEROSHOT_MD = [
+    "## Zero-shot subset (`zeroshot/`)",
+    "",
+    "IS3-like composites for the BAaV tables (`avsbridge.data.demo_zeroshot`, its own seed):",
+    "6 images (224x224 JPEG) of two vocabulary objects on a procedural background, each paired",
+    "with the whole wav of a single-source S4 test clip of each object (referenced, not",
+    "copied) and that object's exact visible alpha mask (0/255, mode L) as its GT: 12 samples",
+    "listed in `zeroshot/demo_zeroshot.json`.",
+    "",
+]
+
+
 def _manifest_md(seed: int, versions: dict[str, str], semantic: dict | None = None) -> str:
     semantic_md = demo_semantic.manifest_md(semantic) if semantic else []
     lines = [
@@ -391,6 +403,7 @@ def _manifest_md(seed: int, versions: dict[str, str], semantic: dict | None = No
         "Room tone (Gaussian noise, -54 dBFS) is added to every clip; silent windows contain only it.",
         "",
         *semantic_md,
+        *ZEROSHOT_MD,
         "## Tool versions",
         "",
         *[f"- {k}: {v}" for k, v in sorted(versions.items())],
@@ -483,6 +496,10 @@ def generate_demo(
         semantic = demo_semantic.write_semantic(
             tmp, seed, {**sprites, **extras}, bank, only=semantic_only
         )
+        if only is None:  # the zero-shot composites need every single-source S4 test clip
+            from avsbridge.data.demo_zeroshot import generate_demo_zeroshot
+
+            generate_demo_zeroshot(tmp)
         atomic_write_text(
             tmp / "Single-source" / "s4_meta_data.csv",
             _csv_text(

@@ -44,6 +44,15 @@ FAMILY_OF_RULE = {
 MODEL_CALL_FAMILIES = {
     STAGES[n].family for n in ("mllm_answers", "scene_description", "text_cues") if n in STAGES
 }
+# families whose artifact is one metrics JSON (the terminal stage of each chain)
+METRIC_FAMILIES = ("metrics", "zs_metrics", "stmetrics", "recognition")
+# per-sample records worth showing, by family (BAaV zero-shot chain)
+SAMPLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "zs_audio": ("sample", "audio", "tags", "top_class", "caption"),
+    "zs_image": ("sample", "image", "caption", "detections"),
+    "zs_query": ("sample", "strategy", "source_text", "noun_phrases", "scores", "chosen", "query"),
+    "zs_masks": ("sample", "query", "prompt", "detections"),
+}
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 # Snakemake --summary status -> our staleness cause
@@ -270,8 +279,10 @@ class _Auditor:
             self.text_details(node, path, record, ("clip", "cache_keys", "failed_keys"))
         elif node.family == "alm" and path.is_dir():
             node.info["clips"] = _clip_records(path, ("clip", "texts"))
-        elif node.family == "metrics" and path.is_file():
+        elif node.family in METRIC_FAMILIES and path.is_file():
             node.info["values"] = _metric_values(path)
+        elif node.family in SAMPLE_FIELDS and path.is_dir():
+            node.info["samples"] = _clip_records(path, SAMPLE_FIELDS[node.family])
         return follow
 
     def text_details(
@@ -654,8 +665,9 @@ def audit_report(
             report_name,
         )
     chosen = select_cells(cells, row, col)
+    scale = _report_scale(record if rec.is_file() else {})
     for cell in chosen:
-        _check_cell_value(auditor, report_name, rows, cell)
+        _check_cell_value(auditor, report_name, rows, cell, scale)
 
     queue = deque(dict.fromkeys(c["metrics_file"] for c in chosen))
     report_node.inputs = list(queue) if not rec.is_file() else report_node.inputs
@@ -706,10 +718,26 @@ def audit_artifacts(artifacts: Iterable[Path | str], project_dir: Path | str) ->
     )
 
 
+def _report_scale(record: dict[str, Any]) -> float:
+    """The printed-unit factor of the report's table (BAaV prints percent: 100)."""
+    params = record.get("params") or {}
+    try:
+        from avsbridge.papers import table
+
+        return float(table(str(params["paper"]), str(params["table"])).scale)
+    except (KeyError, ValueError):
+        return 1.0
+
+
 def _check_cell_value(
-    auditor: _Auditor, report_name: str, rows: list[dict[str, str]], cell: dict[str, Any]
+    auditor: _Auditor,
+    report_name: str,
+    rows: list[dict[str, str]],
+    cell: dict[str, Any],
+    scale: float = 1.0,
 ) -> None:
-    """The CSV cell must hold the metric its metrics file holds (rounded as the writer does)."""
+    """The CSV cell must hold the metric its metrics file holds (scaled and rounded as the
+    writer does: ``calls`` columns are counts, never scaled)."""
     if cell.get("column") is None:
         return
     index = cell["row_index"]
@@ -720,9 +748,10 @@ def _check_cell_value(
     except (ArtifactError, KeyError, TypeError):
         return  # the metrics node reports a missing/modified file
     cell["metrics_value"] = value
+    factor = 1.0 if cell.get("protocol") == "calls" else scale
     try:
         # the writer prints metric x scale (percent tables: 100), rounded to 4 decimals
-        same = round(float(value) * float(cell.get("scale", 1)), 4) == float(shown)
+        same = round(float(value) * float(cell.get("scale", factor)), 4) == float(shown)
     except ValueError:
         same = False
     if not same:

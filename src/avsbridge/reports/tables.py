@@ -106,6 +106,11 @@ def reproduced_row(
         path = paths.metrics_path(config, c.variant)
         metrics = metrics_of.setdefault(path, read_json(path))
         value = metrics[c.metric]
+        if value is None:  # NaN in the metrics JSON (BAaV keeps 0/0 adaptive IoUs as NaN)
+            reproduced[column_id] = ""
+            nan = metrics.get("n_adaptive_iou_nan", "some")
+            reasons.append((column_id, f"undefined: {nan} sample(s) with a 0/0 adaptive IoU"))
+            continue
         column = table.column(column_id)
         reproduced[column_id] = value if c.protocol == "calls" else scaled(table, column, value)
         files.append(path)
