@@ -164,7 +164,14 @@ def test_second_clone_pulls_and_is_up_to_date(projects):
     (clone / "params.yaml").write_text(yaml.safe_dump(params))
     planned = planned_jobs(_run(["snakemake", "-n"], clone, env))
     assert planned.get("segment", 0) >= 1, planned
-    assert set(planned) <= {"segment", "evaluate", "report_table", "figure5", "all"}, planned
+    assert set(planned) <= {
+        "segment",
+        "evaluate",
+        "report_table",
+        "report_figure",
+        "report_audio_control",
+        "all",
+    }, planned
     assert "changed" in _run(["dvc", "status"], clone, env)
 
 
