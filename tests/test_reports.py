@@ -15,7 +15,7 @@ import yaml
 
 from avsbridge import paths
 from avsbridge.config import load_config
-from avsbridge.experiments import report_variants, reports, row_cells
+from avsbridge.experiments import metric_value, report_variants, reports, row_cells, table_cells
 from avsbridge.io import atomic_write_json
 from avsbridge.papers import PAPERS_DIR_ENV, load_paper, table
 from avsbridge.reports.figures import write_figure
@@ -33,21 +33,35 @@ def _metrics_of(index: int) -> dict:
     }
 
 
+def _nested(metrics: dict, key: str, value: float) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        metrics = metrics.setdefault(part, {})
+    metrics[leaf] = value
+
+
 @pytest.fixture()
 def config_with_metrics(tmp_path: Path) -> dict:
+    """Every metrics file any cell reads, each key of each file a value no other has."""
     config = load_config(overrides={"results_dir": str(tmp_path / "results")})
     config["written"] = {}
-    variants = dict.fromkeys(v for t in reports() for v in report_variants(config, t))
-    for i, v in enumerate(variants):
-        path = paths.metrics_path(config, v)
-        atomic_write_json(path, _metrics_of(i))
-        config["written"][path] = _metrics_of(i)
+    keys: dict[str, set[str]] = {}
+    for t in reports():
+        for c in table_cells(config, t):
+            if c.variant is not None:
+                keys.setdefault(paths.metrics_path(config, c.variant), set()).add(c.metric)
+    for i, (path, metric_keys) in enumerate(keys.items()):
+        metrics = _metrics_of(i)
+        for j, key in enumerate(sorted(metric_keys - set(metrics))):
+            _nested(metrics, key, 0.4 + i / 10_000 + j / 1_000_000)
+        atomic_write_json(path, metrics)
+        config["written"][path] = metrics
     return config
 
 
 def _expected(config: dict, t, row, column_id: str):
     c = row_cells(config, t, row)[column_id]
-    value = config["written"][paths.metrics_path(config, c.variant)][c.metric]
+    value = metric_value(config["written"][paths.metrics_path(config, c.variant)], c.metric)
     return value if c.protocol == "calls" else round(value * t.scale_of(t.column(column_id)), 4)
 
 

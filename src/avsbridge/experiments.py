@@ -302,6 +302,8 @@ def cell(
     recipe = load_paper(table.paper).recipes[row.recipe]
     fields = merged_fields(table, row, column, extra)
     protocol = str(fields.get("protocol") or "")
+    if column.needs:  # a column measured before the recipe's last stages (TeSO REC#1)
+        return _column_chain_cell(config, column, fields, metric, protocol)
     missing = [s for s in recipe.needs if s not in STAGES]
     if missing:
         return Cell(
@@ -333,6 +335,71 @@ def cell(
             )
         return _student_cell(config, table, fields, metric, protocol)
     return Cell(complete_variant(config, fields), metric, "", protocol)
+
+
+@dataclass(frozen=True)
+class CueVariant:
+    """TeSO's text cues on one dataset, scored against the clips' categories (REC#1)."""
+
+    dataset: str
+    scene_description: str  # the profile's describer backend
+    text_cues: str  # the profile's cue LLM backend
+    cues: str  # template: cot | oneshot | noun
+    terminal: str = "cue_recognition"
+
+    def path_values(self) -> dict[str, str]:
+        return {
+            "dataset": self.dataset,
+            "scene_description": self.scene_description,
+            "text_cues": self.text_cues,
+        }
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return ("data_check", "scene_description", "text_cues", "cue_recognition")
+
+    def describe(self, config: dict[str, Any]) -> str:
+        return (
+            f"dataset={self.dataset}; scene_description={self.scene_description}; "
+            f"text_cues={self.text_cues}; cues={self.cues}"
+        )
+
+
+def _column_chain_cell(
+    config: dict[str, Any], column: Column, fields: dict[str, Any], metric: str, protocol: str
+) -> Cell:
+    """A column whose own ``needs`` stop before the recipe's model (REC#1 of the cues)."""
+    from avsbridge.stages import backend_spec
+
+    missing = [s for s in column.needs if s not in STAGES]
+    if missing:
+        return Cell(None, metric, f"needs stage(s) {', '.join(missing)} (not built yet)", protocol)
+    reason = _profile_reason(config, {**fields, "vfm": "sam"}, column.needs)
+    if reason:
+        return Cell(None, metric, reason, protocol)
+    if column.needs[-1] != "cue_recognition":
+        raise PaperDataError(f"column {column.id}: no variant type ends in {column.needs[-1]!r}")
+    for key in ("scene_description", "text_cues"):
+        if config["backends"].get(key) is None:
+            return Cell(
+                None, metric, f"profile {config['profile']!r} has no backends.{key}", protocol
+            )
+    cues = str(fields.get("cues", "cot"))
+    variant = CueVariant(
+        dataset=fields["dataset"],
+        scene_description=backend_spec(config, "scene_description")["name"],
+        text_cues=backend_spec(config, "text_cues")["name"],
+        cues=cues,
+    )
+    return Cell(variant, f"by_cues.{cues}.{metric}", "", protocol)
+
+
+def metric_value(metrics: dict[str, Any], key: str) -> Any:
+    """A metric of a metrics JSON; dotted keys reach nested ones (``by_cues.cot.ap``)."""
+    node: Any = metrics
+    for part in key.split("."):
+        node = node[part]
+    return node
 
 
 def train_split_of(config: dict[str, Any], dataset: str) -> str:

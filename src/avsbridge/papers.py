@@ -37,6 +37,7 @@ class Column:
     set: dict[str, Any] = field(default_factory=dict)
     higher_is_better: bool = True
     scale: float | None = None  # printed unit of this column when it differs from the table's
+    needs: tuple[str, ...] = ()  # a column measured by an earlier stage than its recipe's last
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def _column(paper: str, table: str, raw: dict[str, Any]) -> Column:
         set=dict(raw.get("set") or {}),
         higher_is_better=bool(raw.get("higher_is_better", True)),
         scale=float(raw["scale"]) if raw.get("scale") is not None else None,
+        needs=tuple(raw.get("needs") or ()),
     )
 
 

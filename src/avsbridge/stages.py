@@ -371,10 +371,10 @@ REPORT_RULES = (
 # Evaluation protocols the evaluate stage computes, per dataset kind; a column
 # whose protocol is not listed for its dataset is empty with that reason.
 PROTOCOLS_OF_KIND: dict[str, tuple[str, ...]] = {
-    "s4": ("avsbench", "calls"),  # (OpenAVS-ST cells read the same protocol from stmetrics)
-    "ms3": ("avsbench", "calls"),
+    "s4": ("avsbench", "calls", "teso-rec-cues"),  # (ST cells: the same protocol, stmetrics)
+    "ms3": ("avsbench", "calls", "teso-rec-cues"),
     "v3": ("avsbench", "calls"),
-    "avss": ("avsbench", "calls"),
+    "avss": ("avsbench", "calls", "teso-rec-cues"),
     **dict.fromkeys(
         ("is3", "s4-zeroshot", "vpo-ss", "demo-zeroshot", "s4-frames"), ("zeroshot-baav",)
     ),

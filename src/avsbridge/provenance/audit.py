@@ -744,7 +744,9 @@ def _check_cell_value(
     shown = rows[index].get(cell["column"], "") if index < len(rows) else ""
     metrics = auditor.resolve(cell["metrics_file"])
     try:
-        value = read_json(metrics)[cell["metric"]]
+        from avsbridge.experiments import metric_value
+
+        value = metric_value(read_json(metrics), cell["metric"])
     except (ArtifactError, KeyError, TypeError):
         return  # the metrics node reports a missing/modified file
     cell["metrics_value"] = value

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from avsbridge import paths
-from avsbridge.experiments import Cell, row_cells
+from avsbridge.experiments import Cell, metric_value, row_cells
 from avsbridge.io import atomic_write_json, atomic_write_text, read_json
 from avsbridge.papers import Column, Row, Table
 
@@ -105,7 +105,7 @@ def reproduced_row(
             continue
         path = paths.metrics_path(config, c.variant)
         metrics = metrics_of.setdefault(path, read_json(path))
-        value = metrics[c.metric]
+        value = metric_value(metrics, c.metric)
         if value is None:  # NaN in the metrics JSON (BAaV keeps 0/0 adaptive IoUs as NaN)
             reproduced[column_id] = ""
             nan = metrics.get("n_adaptive_iou_nan", "some")
