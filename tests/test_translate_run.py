@@ -20,8 +20,9 @@ def alm_folder(root: Path, key: str, texts: list[str], slug: str = "v__a", **ext
 
 
 def test_registry_names() -> None:
-    assert TRANSLATORS.names() == ["local", "none", "openai"]
-    with pytest.raises(UnknownBackendError, match="known: local, none, openai"):
+    # (other test modules may register fakes of their own)
+    assert {"local", "none", "openai"} <= set(TRANSLATORS.names())
+    with pytest.raises(UnknownBackendError, match=r"known: (.*, )?local, none, openai"):
         TRANSLATORS.create("gpt5")
 
 
