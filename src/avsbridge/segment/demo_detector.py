@@ -40,7 +40,7 @@ from avsbridge.segment.base import (
     Detection,
     SegResult,
     check_image,
-    empty_result,
+    segment_staged,
     split_prompt,
 )
 from avsbridge.weights import WeightSource, register_source
@@ -278,6 +278,8 @@ class Template:
     weight: np.ndarray  # hxw float32: 1 on the opaque core, 0 elsewhere
     alpha: np.ndarray  # hxw bool, the object's silhouette at this size
     flipped: bool
+    long_side: int = 0  # the TemplateBank key it was built for (rebuilds it from a cache entry)
+    sigma: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,8 @@ class TemplateBank:
             weight=weight,
             alpha=silhouette,
             flipped=flipped,
+            long_side=long_side,
+            sigma=sigma,
         )
 
 
@@ -523,6 +527,22 @@ def detect(
     coarse hit, sharp templates at fine scale steps in a small window; the best fine
     NCC, calibrated and weighted by colour agreement, becomes the score.
     """
+    return keep_candidates(detect_candidates(frame, bank, settings), box_threshold, max_detections)
+
+
+def keep_candidates(
+    candidates: list[Candidate], box_threshold: float, max_detections: int
+) -> list[Candidate]:
+    """The box threshold and the per-object cap over :func:`detect_candidates`' list."""
+    return [c for c in candidates if c.score >= box_threshold][:max_detections]
+
+
+def detect_candidates(
+    frame: np.ndarray,
+    bank: TemplateBank,
+    settings: SearchSettings = SearchSettings(),  # noqa: B008 - frozen, immutable
+) -> list[Candidate]:
+    """Every NMS'd candidate, best first, before the box threshold (what the cache stores)."""
     height, width = frame.shape[:2]
     coarse = _coarse_candidates(frame, bank, settings)
     if not coarse:
@@ -534,8 +554,7 @@ def detect(
         _blur(frame, settings.fine_blur), pad, pad, pad, pad, cv2.BORDER_REPLICATE
     )
     refined = [r for c in coarse if (r := _refine(padded, pad, c, bank, settings)) is not None]
-    kept = [c for c in non_max_suppression(refined) if c.score >= box_threshold]
-    return kept[:max_detections]
+    return non_max_suppression(refined)
 
 
 # --------------------------------------------------------------------------- box -> mask
@@ -662,25 +681,102 @@ class DemoMatcher:
         self, image: np.ndarray, prompt: str, box_threshold: float, text_threshold: float
     ) -> SegResult:
         """Union mask (binary float32) of every phrase's kept boxes, and the boxes."""
-        check_image(image)
-        result = empty_result(image)
-        objects = self.objects_for(prompt, text_threshold)
-        if not objects:
-            return result
-        frame = image.astype(np.float32) / 255.0
-        height, width = image.shape[:2]
-        union = np.zeros(image.shape[:2], dtype=bool)
-        for name, phrase in objects.items():
-            found = detect(
-                frame, self.banks[name], box_threshold, self.max_detections, self.settings
+        return segment_staged(self, image, prompt, box_threshold, text_threshold)
+
+    # --- the staged calls the runner caches: template matching is the "detection",
+    # --- GrabCut on the box the decoder; there is no image encoder
+
+    def detector_identity(self) -> dict[str, Any]:
+        """What shapes the raw candidates: references, calibration, search (no thresholds)."""
+        return {
+            "backend": self.name,
+            "detector": "masked multi-scale template matching",
+            "vocabulary": {name: obj.file_sha256 for name, obj in sorted(self.vocabulary.items())},
+            "ncc_calibration": [NCC_AT_ZERO, NCC_AT_ONE],
+            "search": asdict(self.settings),
+            "colour_check": [COLOUR_LOG_GAIN_OK, COLOUR_LOG_GAIN_FADE, COLOUR_EPS],
+        }
+
+    def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
+        """The vocabulary objects the prompt names: one template search each."""
+        return list(self.objects_for(prompt, text_threshold))
+
+    def raw_floor(self, box_threshold: float) -> float | None:
+        return None  # every NMS'd candidate is kept (a handful per object)
+
+    def detect_batch(
+        self, images: list[np.ndarray], queries: list[str], floor: float | None = None
+    ) -> list[Any]:
+        """All candidates of each (frame, object), best first: placement, template key, score."""
+        raws = []
+        for image, name in zip(images, queries, strict=True):
+            check_image(image)
+            if name not in self.banks:
+                raise ValueError(f"{name!r} is not in the vocabulary {self.vocabulary_dir}")
+            frame = image.astype(np.float32) / 255.0
+            raws.append(
+                [
+                    {
+                        "x": c.x,
+                        "y": c.y,
+                        "long_side": c.template.long_side,
+                        "sigma": c.template.sigma,
+                        "flipped": c.template.flipped,
+                        "score": c.score,
+                    }
+                    for c in detect_candidates(frame, self.banks[name], self.settings)
+                ]
             )
-            for cand in found:
-                union |= grabcut_mask(image, cand, iterations=self.grabcut_iterations)
-                result.detections.append(
-                    Detection(box=cand.clipped_box(width, height), score=cand.score, phrase=phrase)
+        return raws
+
+    def _candidate(self, name: str, raw: dict[str, Any]) -> Candidate:
+        template = self.banks[name].get(int(raw["long_side"]), float(raw["sigma"]), bool(raw["flipped"]))
+        if template is None:
+            raise ValueError(f"cached candidate of {name!r} names no template: {raw}")
+        return Candidate(x=int(raw["x"]), y=int(raw["y"]), template=template, score=float(raw["score"]))
+
+    def select(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        raw: dict[str, Any],
+        box_threshold: float,
+        text_threshold: float,
+    ) -> list[Detection]:
+        """Each named object's candidates >= box threshold (at most ``max_detections``)."""
+        height, width = image.shape[:2]
+        detections: list[Detection] = []
+        for name, phrase in self.objects_for(prompt, text_threshold).items():
+            candidates = [self._candidate(name, r) for r in raw[name]]
+            for cand in keep_candidates(candidates, box_threshold, self.max_detections):
+                detections.append(
+                    Detection(
+                        box=cand.clipped_box(width, height),
+                        score=cand.score,
+                        phrase=phrase,
+                        source=cand,
+                    )
                 )
-        result.mask = union.astype(np.float32)
-        return result
+        return detections
+
+    def encoder_identity(self) -> dict[str, Any] | None:
+        return None
+
+    def encode_batch(self, images: list[np.ndarray]) -> list[Any]:
+        return [None for _ in images]
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        return {}
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        return None
+
+    def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
+        """GrabCut of every kept box, seeded by its matched template, as one union."""
+        union = np.zeros(image.shape[:2], dtype=bool)
+        for det in detections:
+            union |= grabcut_mask(image, det.source, iterations=self.grabcut_iterations)
+        return union.astype(np.float32)
 
 
 SEGMENTERS.register(BACKEND_NAME, mem_mb=1500)(DemoMatcher)
