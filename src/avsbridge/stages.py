@@ -122,6 +122,7 @@ STAGES: dict[str, Stage] = {
             registry="avsbridge.segment:SEGMENTERS",
             backend="vfm",
             gpu_capable=True,
+            runner_options=("batch_size",),
         ),
         Stage(
             name="evaluate",

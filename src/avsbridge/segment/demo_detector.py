@@ -730,10 +730,14 @@ class DemoMatcher:
         return raws
 
     def _candidate(self, name: str, raw: dict[str, Any]) -> Candidate:
-        template = self.banks[name].get(int(raw["long_side"]), float(raw["sigma"]), bool(raw["flipped"]))
+        template = self.banks[name].get(
+            int(raw["long_side"]), float(raw["sigma"]), bool(raw["flipped"])
+        )
         if template is None:
             raise ValueError(f"cached candidate of {name!r} names no template: {raw}")
-        return Candidate(x=int(raw["x"]), y=int(raw["y"]), template=template, score=float(raw["score"]))
+        return Candidate(
+            x=int(raw["x"]), y=int(raw["y"]), template=template, score=float(raw["score"])
+        )
 
     def select(
         self,

@@ -341,7 +341,9 @@ class VfmCacheSettings:
                 f"got {self.embedding_dtype!r}"
             )
         if float(self.embedding_budget_gb) < 0:
-            raise ValueError(f"vfm_cache.embedding_budget_gb must be >= 0, got {self.embedding_budget_gb}")
+            raise ValueError(
+                f"vfm_cache.embedding_budget_gb must be >= 0, got {self.embedding_budget_gb}"
+            )
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> VfmCacheSettings:
@@ -412,7 +414,9 @@ def folder_stats(root: Path) -> dict[str, Any]:
             slot = by_model.setdefault(label, {"entries": 0, "bytes": 0})
             slot["entries"] += 1
             slot["bytes"] += st.st_size
-        temp = sum(1 for _ in store.folder.glob(f"*/.*{TEMP_SUFFIX}")) if store.folder.is_dir() else 0
+        temp = (
+            sum(1 for _ in store.folder.glob(f"*/.*{TEMP_SUFFIX}")) if store.folder.is_dir() else 0
+        )
         stats[kind] = {
             "entries": len(items),
             "bytes": sum(st.st_size for _, st in items),
