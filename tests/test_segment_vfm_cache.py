@@ -270,3 +270,57 @@ def test_demo_corrupt_entry_recomputed_same_masks(tmp_path: Path) -> None:
     assert calls["cache"]["detections"]["corrupt"] == 2 and calls["detector_calls"] == 2
     assert _mask_bytes(tmp_path / "first") == _mask_bytes(tmp_path / "second")
     assert _boxes(tmp_path / "first") == _boxes(tmp_path / "second")
+
+
+def _sweep_job(args: tuple[str, str, str, str, float]) -> dict[str, Any]:
+    """One of 8 concurrent segment jobs (a threshold each) sharing one cache."""
+    clip_json, text, vocab, out, thr = args
+    clip_doc = json.loads(clip_json)
+    clip = Clip(
+        **{
+            **clip_doc,
+            "frames": tuple(map(Path, clip_doc["frames"])),
+            "masks": tuple(clip_doc["masks"]),
+        }
+    )
+    cache = VfmCacheSettings(root=Path(out).parent / "vfm_cache")
+    segment_shard(
+        [clip], Path(text), "demo-matcher", {"vocabulary": vocab}, thr, 0.25, Path(out), cache
+    )
+    return read_json(Path(out) / "_summary.json")["vfm_calls"]
+
+
+def test_eight_concurrent_jobs_compute_each_detection_once(tmp_path: Path) -> None:
+    clip, vocab = _demo_clip(tmp_path)
+    text = _prompts(tmp_path / "text", clip, ["dog", "", "dog, car", "car"])
+    doc = {
+        "id": clip.id,
+        "subset": clip.subset,
+        "split": clip.split,
+        "category": clip.category,
+        "frames": [str(f) for f in clip.frames],
+        "audio": None,
+        "masks": list(clip.masks),
+    }
+    thresholds = [0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85]
+    jobs = [
+        (json.dumps(doc), str(text), str(vocab), str(tmp_path / "runs" / f"{t:.2f}"), t)
+        for t in thresholds
+    ]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        calls = pool.map(_sweep_job, jobs)
+    # 4 distinct (frame, object) detections for the whole sweep, whoever computed them
+    assert sum(c["detector_calls"] for c in calls) == 4
+    assert sum(c["cache"]["detections"]["hits"] for c in calls) == 8 * 4 - 4
+    assert not list((tmp_path / "runs" / "vfm_cache").glob("**/.*.tmp"))
+    for thr in (0.25, 0.75):  # and the masks are those of a run without any cache
+        segment_shard(
+            [clip],
+            text,
+            "demo-matcher",
+            {"vocabulary": str(vocab)},
+            thr,
+            0.25,
+            tmp_path / f"p{thr}",
+        )
+        assert _mask_bytes(tmp_path / f"p{thr}") == _mask_bytes(tmp_path / "runs" / f"{thr:.2f}")

@@ -156,7 +156,7 @@ def test_batched_frames_agree_with_per_frame(
         for a, b in zip(frame["detections"], other, strict=True):
             assert a["phrase"] == b["phrase"] and abs(a["score"] - b["score"]) <= 1e-3
             assert np.abs(np.subtract(a["box"], b["box"])).max() <= 0.5
-    for name, data in _pngs(tmp_path / "one").items():
+    for name in _pngs(tmp_path / "one"):
         from avsbridge.io import read_prob_png
 
         a = read_prob_png(tmp_path / "one" / name) > 0.5

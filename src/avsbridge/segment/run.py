@@ -9,6 +9,7 @@ nothing a later run could mistake for a finished shard.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -214,6 +215,16 @@ def segment_shard(
         )
 
 
+def _adopt(
+    found: tuple[bool, Any], targets: list[tuple[int, str]], raws: list[dict[str, Any]]
+) -> bool:
+    """Give every (frame, query) waiting on a key its raw value, if ``found``."""
+    if found[0]:
+        for j, q in targets:
+            raws[j][q] = found[1]
+    return found[0]
+
+
 def _batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -297,22 +308,27 @@ class _StagedRun:
                         continue
                 todo[key] = (i, query)
                 waiting[key] = [(i, query)]
+        store, cached = self.caches.detections, self.caches.detections_on
         for batch in _batches(list(todo), self.batch_size):
-            computed = self.segmenter.detect_batch(
-                [images[todo[k][0]] for k in batch], [todo[k][1] for k in batch], floor
-            )
-            self.detector_calls += len(batch)
-            self.detector_batches += 1
-            for key, raw in zip(batch, computed, strict=True):
-                i, query = todo[key]
-                request = {"frame": hashes[i], "query": query, "detector": ident}
-                data = encode_detection_entry(key, request, raw)
-                if self.caches.detections_on:
-                    raw = self.caches.detections.store(key, data)
-                else:  # the same JSON round trip as a cached value: identical either way
-                    raw = json.loads(data)["raw"]
-                for j, q in waiting[key]:
-                    raws[j][q] = raw
+            with store.claim(batch) if cached else contextlib.nullcontext():
+                if cached:  # another job may have computed them while this one waited
+                    batch = [k for k in batch if not _adopt(store.recheck(k), waiting[k], raws)]
+                if not batch:
+                    continue
+                computed = self.segmenter.detect_batch(
+                    [images[todo[k][0]] for k in batch], [todo[k][1] for k in batch], floor
+                )
+                self.detector_calls += len(batch)
+                self.detector_batches += 1
+                for key, raw in zip(batch, computed, strict=True):
+                    i, query = todo[key]
+                    request = {"frame": hashes[i], "query": query, "detector": ident}
+                    data = encode_detection_entry(key, request, raw)
+                    if cached:
+                        raw = store.store(key, data)
+                    else:  # the same JSON round trip as a cached value: identical either way
+                        raw = json.loads(data)["raw"]
+                    _adopt((True, raw), waiting[key], raws)
         return raws
 
     def _features(
@@ -333,21 +349,34 @@ class _StagedRun:
                     features[i] = seg.import_features(value)
                     continue
             todo.append(i)
+        store, cached = self.caches.embeddings, self.caches.embeddings_on
+        keys = {i: embedding_key(hashes[i], self.encoder_identity, storage) for i in todo}
         for batch in _batches(todo, self.batch_size):
-            encoded = seg.encode_batch([images[i] for i in batch])
-            self.encoder_calls += len(batch)
-            self.encoder_batches += 1
-            for i, feats in zip(batch, encoded, strict=True):
-                arrays = seg.export_features(feats, storage)
-                if self.caches.embeddings_on:
-                    key = embedding_key(hashes[i], self.encoder_identity, storage)
-                    request = {
-                        "frame": hashes[i],
-                        "encoder": self.encoder_identity,
-                        "storage": storage,
-                    }
-                    arrays = self.caches.embeddings.store(
-                        key, encode_embedding_entry(key, request, arrays)
-                    )
-                features[i] = seg.import_features(arrays)
+            with store.claim(keys[i] for i in batch) if cached else contextlib.nullcontext():
+                if cached:  # another job may have encoded them while this one waited
+                    left = []
+                    for i in batch:
+                        found, value = store.recheck(keys[i])
+                        if found:
+                            features[i] = seg.import_features(value)
+                        else:
+                            left.append(i)
+                    batch = left
+                if not batch:
+                    continue
+                encoded = seg.encode_batch([images[i] for i in batch])
+                self.encoder_calls += len(batch)
+                self.encoder_batches += 1
+                for i, feats in zip(batch, encoded, strict=True):
+                    arrays = seg.export_features(feats, storage)
+                    if cached:
+                        request = {
+                            "frame": hashes[i],
+                            "encoder": self.encoder_identity,
+                            "storage": storage,
+                        }
+                        arrays = store.store(
+                            keys[i], encode_embedding_entry(keys[i], request, arrays)
+                        )
+                    features[i] = seg.import_features(arrays)
         return features

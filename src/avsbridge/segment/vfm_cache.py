@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import struct
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ from avsbridge.io import canonical_json, content_key
 
 CACHE_FORMAT = 1
 TEMP_SUFFIX = ".tmp"
+LOCKS = "locks"  # beside the entry folders, never DVC-tracked
+LOCK_STRIPES = 4096  # keys -> lock files: two jobs rarely wait on each other's frames
 DETECTIONS = "detections"
 EMBEDDINGS = "embeddings"
 KINDS = (DETECTIONS, EMBEDDINGS)
@@ -285,6 +288,44 @@ class EntryStore:
         with self._lock:
             self.counts.stored += 1
         return self.decode(data, key)
+
+    def recheck(self, key: str) -> tuple[bool, Any]:
+        """A miss looked up again after :meth:`claim`: found now = another job computed it."""
+        found, value = self._read(key)
+        if found:
+            with self._lock:
+                self.counts.misses -= 1
+                self.counts.hits += 1
+        return found, value
+
+    @contextlib.contextmanager
+    def claim(self, keys: Iterable[str]) -> Iterator[None]:
+        """Hold the lock stripes of ``keys`` while computing them.
+
+        Concurrent jobs that miss the same entries (the 7 threshold jobs of a shard
+        started together) then wait for the first one and read its entries instead of
+        running the detector or encoder again. Stripes are taken in sorted order (no
+        deadlock); where the filesystem has no ``flock`` (some network filesystems)
+        the claim is a no-op and a race only costs a duplicate computation.
+        """
+        stripes = sorted({int(key[:3], 16) % LOCK_STRIPES for key in keys})
+        handles = []
+        try:
+            folder = self.root / LOCKS / self.kind
+            folder.mkdir(parents=True, exist_ok=True)
+            for stripe in stripes:
+                fh = open(folder / f"{stripe:03x}.lock", "a+b")  # noqa: SIM115 - held across yield
+                handles.append(fh)
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        except OSError:
+            pass  # no locking here: still correct (first writer wins), maybe duplicate work
+        try:
+            yield
+        finally:
+            for fh in handles:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                fh.close()
 
     def entries(self) -> list[tuple[Path, os.stat_result]]:
         """Published entries (temp files of live writers skipped) with their stat."""
