@@ -231,7 +231,7 @@ def _capped_backend(max_boxes: int) -> str:
     return name
 
 
-def full_size(n_frames: int, max_boxes: int = 3) -> dict[str, Any]:
+def full_size(n_frames: int, max_boxes: int = 3, full: bool = True) -> dict[str, Any]:
     import vfm_throughput
 
     from avsbridge.data.records import Clip
@@ -242,7 +242,7 @@ def full_size(n_frames: int, max_boxes: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="avsbridge-vfmf-") as tmp:
         root = Path(tmp)
         build_s = time.perf_counter()
-        options = vfm_throughput.backend_options("gdino-sam", root / "models", "cpu", full=True)
+        options = vfm_throughput.backend_options("gdino-sam", root / "models", "cpu", full=full)
         build_s = time.perf_counter() - build_s
         rng = np.random.default_rng(0)
         frames = []
@@ -267,33 +267,47 @@ def full_size(n_frames: int, max_boxes: int = 3) -> dict[str, Any]:
         result: dict[str, Any] = {
             "frames": n_frames,
             "boxes_per_frame": max_boxes,
+            "size": "full" if full else "tiny (smoke test of this script, not a figure)",
             "build_models_s": round(build_s, 1),
         }
         # each job loads the models as a Snakemake job does; load time is in every figure
         plain_s, plain = _sweep([clip], text, backend, options, [0.0], root / "plain", None)
         result["no_cache_job_s"] = round(plain_s, 1)
         result["no_cache_calls"] = {k: plain[0][k] for k in ("detector_calls", "encoder_calls")}
-        for storage in ("same", "float16"):
-            cache = VfmCacheSettings(root=root / f"cache_{storage}", embedding_dtype=storage)
-            cold_s, _ = _sweep([clip], text, backend, options, [0.0], root / f"c_{storage}", cache)
-            warm_s, warm = _sweep(
-                [clip], text, backend, options, [0.25], root / f"w_{storage}", cache
-            )
-            entries = sorted((root / f"cache_{storage}" / "embeddings").glob("*/*.emb"))
-            size = entries[0].stat().st_size if entries else 0
-            result[storage] = {
-                "cold_job_s": round(cold_s, 1),
-                "warm_job_s": round(warm_s, 1),
-                "warm_calls": {k: warm[0][k] for k in ("detector_calls", "encoder_calls")},
-                "embedding_entry_bytes": size,
-                "embedding_gb_per_1000_frames": round(size * 1000 / 1e9, 2),
-            }
-            if storage == "same":  # fp16 storage is a second cold run: time only the first
-                sweep = 7
-                result["figure5_ratio_estimate"] = round(
-                    sweep * plain_s / (cold_s + (sweep - 1) * warm_s), 2
-                )
+        cache = VfmCacheSettings(root=root / "cache")
+        cold_s, _ = _sweep([clip], text, backend, options, [0.0], root / "cold", cache)
+        warm_s, warm = _sweep([clip], text, backend, options, [0.25], root / "warm", cache)
+        result["cold_job_s"] = round(cold_s, 1)
+        result["warm_job_s"] = round(warm_s, 1)
+        result["warm_calls"] = {k: warm[0][k] for k in ("detector_calls", "encoder_calls")}
+        sweep = 7
+        result["figure5_ratio_estimate"] = round(
+            sweep * plain_s / (cold_s + (sweep - 1) * warm_s), 2
+        )
+        result["embedding_bytes_per_frame"] = _entry_sizes(root / "cache")
     return result
+
+
+def _entry_sizes(cache: Path) -> dict[str, Any]:
+    """Bytes of one ViT-H embedding entry as stored (fp32) and re-encoded in fp16 storage."""
+    from avsbridge.segment._torch_stages import array_to_tensor, tensor_to_array
+    from avsbridge.segment.vfm_cache import decode_embedding_entry, encode_embedding_entry
+
+    entry = sorted((cache / "embeddings").glob("*/*.emb"))[0]
+    key = entry.name.removesuffix(".emb")
+    arrays = decode_embedding_entry(entry.read_bytes(), key)
+    half = {
+        name: tensor_to_array(array_to_tensor(label, a, "cpu", None), "float16")
+        for name, (label, a) in arrays.items()
+    }
+    fp16 = len(encode_embedding_entry(key, {"encoder": {}}, half))
+    fp32 = entry.stat().st_size
+    return {
+        "float32": fp32,
+        "float16": fp16,
+        "gb_per_1000_frames_float32": round(fp32 * 1000 / 1e9, 2),
+        "gb_per_1000_frames_float16": round(fp16 * 1000 / 1e9, 2),
+    }
 
 
 def main() -> None:
@@ -304,6 +318,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=6, help="demo: test clips in the sweep")
     parser.add_argument("--frames", type=int, default=2, help="full: frames per job")
     parser.add_argument("--boxes", type=int, default=3, help="full: boxes segmented per frame")
+    parser.add_argument("--tiny", action="store_true", help="full: tiny models (smoke test)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.part == "counts":
@@ -311,7 +326,7 @@ def main() -> None:
     elif args.part == "demo":
         result = demo_sweep(args.clips)
     else:
-        result = full_size(args.frames, args.boxes)
+        result = full_size(args.frames, args.boxes, full=not args.tiny)
     _print(result, args.json)
 
 

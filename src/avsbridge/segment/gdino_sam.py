@@ -252,7 +252,7 @@ class GroundingDinoDetector:
         caption = gdino_caption(phrases)
         if not caption:
             return np.zeros((0, 4)), [], []
-        floor = min(DEFAULT_DETECTION_FLOOR, float(box_threshold))
+        floor = raw_floor(DEFAULT_DETECTION_FLOOR, box_threshold)
         raw = self.detect_raw([image], [caption], floor)[0]
         return self.select_raw(image, raw, box_threshold, text_threshold)
 
@@ -320,6 +320,16 @@ class GroundingDinoDetector:
 DEFAULT_DETECTION_FLOOR = 0.1
 
 
+def raw_floor(detection_floor: float, box_threshold: float) -> float:
+    """Lowest score a raw entry keeps: the backend's floor, or 0 (every query) below it.
+
+    Two floors only, so entries are shared: every threshold >= ``detection_floor``
+    (the whole Figure 5 sweep) reads the floor entry, any lower one the complete entry,
+    which also serves the higher thresholds (the runner looks there second).
+    """
+    return float(detection_floor) if float(box_threshold) >= float(detection_floor) else 0.0
+
+
 def _raw_entry(
     caption: str,
     scores_or_logits: Any,
@@ -377,7 +387,7 @@ class GdinoDetection:
         return [caption] if caption else []
 
     def raw_floor(self, box_threshold: float) -> float | None:
-        return min(self.detection_floor, float(box_threshold))
+        return raw_floor(self.detection_floor, box_threshold)
 
     def detect_batch(
         self, images: list[np.ndarray], queries: list[str], floor: float | None

@@ -40,7 +40,12 @@ from avsbridge.segment.base import (
     segment_staged,
     split_prompt,
 )
-from avsbridge.segment.gdino_sam import DEFAULT_DETECTION_FLOOR, _raw_entry, _rows_tensor
+from avsbridge.segment.gdino_sam import (
+    DEFAULT_DETECTION_FLOOR,
+    _raw_entry,
+    _rows_tensor,
+    raw_floor,
+)
 
 DEFAULT_GDINO_MODEL = "IDEA-Research/grounding-dino-tiny"
 DEFAULT_GDINO_REVISION = "a2bb814dd30d776dcf7e30523b00659f4f141c71"
@@ -150,7 +155,7 @@ class HfGroundedSam:
         return [caption] if caption else []
 
     def raw_floor(self, box_threshold: float) -> float | None:
-        return min(self.detection_floor, float(box_threshold))
+        return raw_floor(self.detection_floor, box_threshold)
 
     def detect_batch(
         self, images: list[np.ndarray], queries: list[str], floor: float | None

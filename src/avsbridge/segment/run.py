@@ -292,6 +292,8 @@ class _StagedRun:
     ) -> list[dict[str, Any]]:
         """Raw candidates per frame and query: cache hits, else one batched detector pass."""
         ident = {**self.detector_identity, "floor": floor}
+        # an entry of every candidate (floor 0) also answers any higher floor
+        complete = {**self.detector_identity, "floor": 0.0} if floor else None
         raws: list[dict[str, Any]] = [{} for _ in images]
         todo: dict[str, tuple[int, str]] = {}  # key -> (frame, query) computed once per job
         waiting: dict[str, list[tuple[int, str]]] = {}
@@ -303,6 +305,10 @@ class _StagedRun:
                     continue
                 if self.caches.detections_on:
                     hit, value = self.caches.detections.lookup(key)
+                    if not hit and complete is not None:
+                        hit, value = self.caches.detections.recheck(
+                            detection_key(hashes[i], query, complete)
+                        )
                     if hit:
                         raws[i][query] = value
                         continue
