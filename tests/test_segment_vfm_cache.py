@@ -324,3 +324,22 @@ def test_eight_concurrent_jobs_compute_each_detection_once(tmp_path: Path) -> No
             tmp_path / f"p{thr}",
         )
         assert _mask_bytes(tmp_path / f"p{thr}") == _mask_bytes(tmp_path / "runs" / f"{thr:.2f}")
+
+
+def test_config_schema_knows_vfm_cache() -> None:
+    from avsbridge.config import ConfigError, load_config
+
+    config = load_config(
+        overrides={"vfm_cache": {"eviction": "lru", "embedding_budget_gb": 5, "dir": "/x"}}
+    )
+    assert VfmCacheSettings.from_config(config).root == Path("/x")
+    with pytest.raises(ConfigError, match="evict"):
+        load_config(overrides={"vfm_cache": {"evict": "lru"}})
+
+
+def test_cache_keys_carry_the_code_that_computed_them() -> None:
+    from avsbridge.segment.run import code_fingerprint
+
+    assert code_fingerprint("avsbridge.segment.gdino_sam") != code_fingerprint(
+        "avsbridge.segment.demo_detector"
+    )

@@ -10,6 +10,8 @@ nothing a later run could mistake for a finished shard.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import importlib
 import json
 import logging
@@ -215,6 +217,22 @@ def segment_shard(
         )
 
 
+# helpers every staged backend computes its raw results with
+STAGE_HELPERS = ("avsbridge.segment._boxes", "avsbridge.segment._torch_stages")
+
+
+@functools.cache
+def code_fingerprint(module: str) -> str:
+    """sha256 (16 hex) of the source of ``module`` and the shared stage helpers."""
+    from avsbridge.provenance.code import _module_files
+
+    digest = hashlib.sha256()
+    for name in (module, *STAGE_HELPERS):
+        for path in _module_files(name):
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _adopt(
     found: tuple[bool, Any], targets: list[tuple[int, str]], raws: list[dict[str, Any]]
 ) -> bool:
@@ -236,8 +254,18 @@ class _StagedRun:
         self.segmenter = segmenter
         self.caches = caches
         self.batch_size = batch_size
-        self.detector_identity = segmenter.detector_identity()
-        self.encoder_identity = segmenter.encoder_identity()
+        # the code that computes an entry is part of its key: an edit to the detector's
+        # or encoder's module never serves entries the old code computed
+        self.detector_identity = {
+            **segmenter.detector_identity(),
+            "code": code_fingerprint(type(segmenter).detect_batch.__module__),
+        }
+        encoder = segmenter.encoder_identity()
+        self.encoder_identity = (
+            None
+            if encoder is None
+            else {**encoder, "code": code_fingerprint(type(segmenter).encode_batch.__module__)}
+        )
         self.detector_calls = self.detector_batches = 0
         self.encoder_calls = self.encoder_batches = 0
         self.frames = 0
