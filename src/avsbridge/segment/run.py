@@ -155,12 +155,22 @@ def segment_shard(
     clip_summaries: dict[str, dict[str, Any]] = {}
     progress = Progress(f"segment {backend} {Path(out_dir).name}", len(clips), logger=log)
     segment_calls = 0
+    # every frame of the shard, in order; a staged backend takes them ``batch_size`` at a
+    # time across clip boundaries (a chunk's masks are written before the next is read)
+    frames = [
+        (clip, k, frame_path, prompt)
+        for clip in clips
+        for k, (frame_path, prompt) in enumerate(
+            zip(clip.frames, prompts_by_clip[clip.id], strict=True), start=1
+        )
+    ]
+    frame_boxes: dict[str, dict[str, dict[str, Any]]] = {clip.id: {} for clip in clips}
+    counts = {clip.id: {"detections": 0, "empty_frames": 0} for clip in clips}
+    remaining = {clip.id: clip.n_frames for clip in clips}
     with atomic_dir(out_dir) as tmp:
-        for clip in clips:
-            detections = empty_frames = 0
-            frame_boxes: dict[str, dict[str, Any]] = {}
-            images = [read_image(frame_path) for frame_path in clip.frames]
-            prompts = prompts_by_clip[clip.id]
+        for chunk in _batches(frames, batch_size if engine is not None else 1):
+            images = [read_image(frame_path) for _, _, frame_path, _ in chunk]
+            prompts = [prompt for _, _, _, prompt in chunk]
             if engine is not None:
                 results = engine.segment_frames(images, prompts, box_threshold, text_threshold)
             else:
@@ -169,8 +179,8 @@ def segment_shard(
                     for image, prompt in zip(images, prompts, strict=True)
                 ]
                 segment_calls += len(images)
-            for k, (frame_path, image, prompt, result) in enumerate(
-                zip(clip.frames, images, prompts, results, strict=True), start=1
+            for (clip, k, frame_path, prompt), image, result in zip(
+                chunk, images, results, strict=True
             ):
                 if result.mask.shape != image.shape[:2]:
                     raise ValueError(
@@ -178,27 +188,39 @@ def segment_shard(
                         f"{image.shape[:2]} frame {frame_path}"
                     )
                 write_prob_png(tmp / mask_name(clip.slug, k), result.mask)
-                frame_boxes[str(k)] = {
+                frame_boxes[clip.id][str(k)] = {
                     "prompt": prompt,
                     "detections": [d.to_json() for d in result.detections],
                 }
-                detections += len(result.detections)
-                empty_frames += int(not result.mask.any())
-            atomic_write_json(
-                tmp / boxes_name(clip.slug),
-                {
-                    "box_threshold": box_threshold,
-                    "text_threshold": text_threshold,
-                    "frames": frame_boxes,
-                },
-            )
-            clip_summaries[clip.id] = {
-                "slug": clip.slug,
-                "frames": clip.n_frames,
-                "detections": detections,
-                "empty_frames": empty_frames,
-            }
-            progress.update()
+                counts[clip.id]["detections"] += len(result.detections)
+                counts[clip.id]["empty_frames"] += int(not result.mask.any())
+                remaining[clip.id] -= 1
+                if remaining[clip.id] == 0:  # the clip's last frame: its boxes file and count
+                    atomic_write_json(
+                        tmp / boxes_name(clip.slug),
+                        {
+                            "box_threshold": box_threshold,
+                            "text_threshold": text_threshold,
+                            "frames": frame_boxes[clip.id],
+                        },
+                    )
+                    clip_summaries[clip.id] = {
+                        "slug": clip.slug,
+                        "frames": clip.n_frames,
+                        **counts[clip.id],
+                    }
+                    progress.update()
+        for clip in clips:  # clips without frames still get their (empty) files
+            if clip.id not in clip_summaries:
+                atomic_write_json(
+                    tmp / boxes_name(clip.slug),
+                    {
+                        "box_threshold": box_threshold,
+                        "text_threshold": text_threshold,
+                        "frames": {},
+                    },
+                )
+                clip_summaries[clip.id] = {"slug": clip.slug, "frames": 0, **counts[clip.id]}
         if engine is not None:
             engine.caches.enforce_budget()
             calls = engine.summary()
