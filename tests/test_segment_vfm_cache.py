@@ -343,3 +343,31 @@ def test_cache_keys_carry_the_code_that_computed_them() -> None:
     assert code_fingerprint("avsbridge.segment.gdino_sam") != code_fingerprint(
         "avsbridge.segment.demo_detector"
     )
+
+
+def test_batches_span_clips_of_a_shard(tmp_path: Path) -> None:
+    clip, vocab = _demo_clip(tmp_path)
+    second = Clip(**{**clip.__dict__, "id": "cat/clip_w", "frames": clip.frames[::-1]})
+    text = _prompts(tmp_path / "text", clip, ["dog", "car", "dog, car", "dog"])
+    _prompts(text, second, ["car", "dog", "", "dog"])
+    options = {"vocabulary": str(vocab)}
+    segment_shard([clip, second], text, "demo-matcher", options, 0.25, 0.25, tmp_path / "one")
+    segment_shard(
+        [clip, second],
+        text,
+        "demo-matcher",
+        {**options, "batch_size": 3},
+        0.25,
+        0.25,
+        tmp_path / "three",
+    )
+    calls = read_json(tmp_path / "three" / "_summary.json")["vfm_calls"]
+    assert calls["frames"] == 8 and calls["batch_size"] == 3
+    # 8 frames in chunks of 3 across the clip boundary: 3 chunks; 8 (frame, object) queries
+    assert calls["detector_calls"] == 8 and calls["detector_batches"] == 4
+    assert _mask_bytes(tmp_path / "one") == _mask_bytes(tmp_path / "three")
+    assert _boxes(tmp_path / "one") == _boxes(tmp_path / "three")
+    assert (
+        read_json(tmp_path / "one" / "_summary.json")["clips"]
+        == read_json(tmp_path / "three" / "_summary.json")["clips"]
+    )
