@@ -139,7 +139,8 @@ def test_batched_frames_agree_with_per_frame(
     tmp_path: Path,
 ) -> None:
     """Batches of frames: fewer calls, same boxes up to float noise (not bit-identical:
-    CPU kernels block a batch of 2 differently from a batch of 1)."""
+    CPU kernels block a batch of 2 differently from a batch of 1; measured on the tiny
+    random models: scores differ by up to 0.002, so the bound is 0.01, boxes 1 px)."""
     clip, text = clip_dir
     options = _options(backend, request)
     for name, size in (("one", 1), ("two", 2)):
@@ -154,8 +155,8 @@ def test_batched_frames_agree_with_per_frame(
         other = two["cat__clip_p.boxes.json"]["frames"][k]["detections"]
         assert len(frame["detections"]) == len(other)
         for a, b in zip(frame["detections"], other, strict=True):
-            assert a["phrase"] == b["phrase"] and abs(a["score"] - b["score"]) <= 1e-3
-            assert np.abs(np.subtract(a["box"], b["box"])).max() <= 0.5
+            assert a["phrase"] == b["phrase"] and abs(a["score"] - b["score"]) <= 0.01
+            assert np.abs(np.subtract(a["box"], b["box"])).max() <= 1.0
     for name in _pngs(tmp_path / "one"):
         from avsbridge.io import read_prob_png
 
