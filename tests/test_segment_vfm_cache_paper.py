@@ -150,19 +150,23 @@ def test_batched_frames_agree_with_per_frame(
     calls = read_json(tmp_path / "two" / "_summary.json")["vfm_calls"]
     assert calls["detector_calls"] == 3 and calls["detector_batches"] == 2
     assert calls["encoder_calls"] == 3 and calls["encoder_batches"] == 2
-    one, two = _boxes(tmp_path / "one"), _boxes(tmp_path / "two")
-    for k, frame in one["cat__clip_p.boxes.json"]["frames"].items():
-        other = two["cat__clip_p.boxes.json"]["frames"][k]["detections"]
-        assert len(frame["detections"]) == len(other)
-        for a, b in zip(frame["detections"], other, strict=True):
-            assert a["phrase"] == b["phrase"] and abs(a["score"] - b["score"]) <= 0.01
-            assert np.abs(np.subtract(a["box"], b["box"])).max() <= 1.0
-    for name in _pngs(tmp_path / "one"):
-        from avsbridge.io import read_prob_png
+    # the numbers a batch produces equal the per-frame ones up to float noise (thresholded
+    # decisions are not compared: random weights put every score at the thresholds)
+    from avsbridge.io import read_image
 
-        a = read_prob_png(tmp_path / "one" / name) > 0.5
-        b = read_prob_png(tmp_path / "two" / name) > 0.5
-        assert float((a == b).mean()) >= 0.99, name
+    seg = SEGMENTERS.create(backend, **options)
+    images = [read_image(f) for f in clip.frames[:2]]
+    caption = seg.detection_queries("dog, guitar", 0.25)[0]
+    batched = seg.detect_batch(images, [caption, caption], 0.0)
+    for image, raw in zip(images, batched, strict=True):
+        single = seg.detect_batch([image], [caption], 0.0)[0]
+        np.testing.assert_allclose(raw["rows"], single["rows"], atol=0.05)
+        np.testing.assert_allclose(raw["boxes"], single["boxes"], atol=0.01)
+    features = seg.encode_batch(images)
+    for image, feats in zip(images, features, strict=True):
+        alone = seg.encode_batch([image])[0]["image_embed"]
+        got = feats["image_embed"]
+        assert float((got - alone).abs().max()) <= 1e-3 * max(1.0, float(alone.abs().max()))
 
 
 # Stated tolerance of mixed precision on random weights: bf16 encoder + decoder masks on
