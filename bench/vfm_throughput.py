@@ -38,13 +38,9 @@ def _tiny_models() -> Any:
     return module
 
 
-def build_backend(name: str, workdir: Path, device: str, full: bool = True) -> Any:
-    """The backend ``name`` with random weights written under ``workdir`` (``full``: real size).
-
-    ``full=False`` builds the tiny test models: a smoke test of this script only.
-    """
-    from avsbridge.segment import SEGMENTERS, gdino_sam, gdino_sam2, hf_grounded_sam  # noqa: F401
-
+def backend_options(name: str, workdir: Path, device: str, full: bool = True) -> dict[str, Any]:
+    """Options of the backend ``name`` with random weights written under ``workdir``
+    (``full``: real size; ``full=False`` builds the tiny test models, a smoke test only)."""
     models = _tiny_models()
     if name in ("gdino-sam", "gdino-sam2"):
         bert = workdir / "bert-base"
@@ -63,30 +59,33 @@ def build_backend(name: str, workdir: Path, device: str, full: bool = True) -> A
         if name == "gdino-sam":
             sam = models.write_sam_checkpoint(workdir / "sam_vit_h.pth", full=full)
             sam_size = {} if full else {"sam_encoder": models.TINY_SAM_ENCODER}
-            return SEGMENTERS.create(name, **common, sam_checkpoint=str(sam), **sam_size)
+            return {**common, "sam_checkpoint": str(sam), **sam_size}
         sam2 = models.write_sam2_checkpoint(workdir / "sam2.1_hiera_large.pt", full=full)
         sam2_size = {} if full else {"sam2_overrides": models.TINY_SAM2_OVERRIDES}
-        return SEGMENTERS.create(name, **common, sam2_checkpoint=str(sam2), **sam2_size)
+        return {**common, "sam2_checkpoint": str(sam2), **sam2_size}
     if name == "hf-gdino-sam":
         gdino_dir = models.write_hf_gdino(workdir / "hf-gdino", full=full)
         sam_dir = models.write_hf_sam(workdir / "hf-sam", full=full)
-        return SEGMENTERS.create(
-            name, device=device, gdino_model=str(gdino_dir), sam_model=str(sam_dir)
-        )
+        return {"device": device, "gdino_model": str(gdino_dir), "sam_model": str(sam_dir)}
     raise SystemExit(f"unknown backend {name!r} (known: {', '.join(ALL_BACKENDS)})")
 
 
+def build_backend(name: str, workdir: Path, device: str, full: bool = True) -> Any:
+    """The backend ``name`` with random weights written under ``workdir`` (``full``: real size)."""
+    from avsbridge.segment import SEGMENTERS, gdino_sam, gdino_sam2, hf_grounded_sam  # noqa: F401
+
+    return SEGMENTERS.create(name, **backend_options(name, workdir, device, full))
+
+
 def _cap_boxes(backend: Any, max_boxes: int) -> None:
-    """Keep only the ``max_boxes`` best-scoring boxes the detector returns (random weights)."""
-    detector = getattr(backend, "detector", backend)
-    original = detector.detect
+    """Keep only the ``max_boxes`` best-scoring boxes of a frame (random weights find many)."""
+    original = backend.select
 
-    def detect(*args: Any, **kwargs: Any) -> Any:
-        boxes, scores, phrases = original(*args, **kwargs)
-        order = np.argsort(scores)[::-1][:max_boxes]
-        return boxes[order], [scores[i] for i in order], [phrases[i] for i in order]
+    def select(*args: Any, **kwargs: Any) -> Any:
+        detections = original(*args, **kwargs)
+        return sorted(detections, key=lambda d: -d.score)[:max_boxes]
 
-    detector.detect = detect
+    backend.select = select
 
 
 def measure(

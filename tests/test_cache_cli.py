@@ -194,3 +194,84 @@ def test_report_note_counts_llm_fallbacks_and_failed_calls(tmp_path: Path) -> No
         "LLM fallback: 10 frame(s) used the raw ALM text, 2 failed call(s)"
     )
     assert notes["basic"] == ""
+
+
+def _vfm_summary(folder: Path, det_calls: int, hits: int, misses: int) -> None:
+    calls = {
+        "staged": True,
+        "frames": 5,
+        "batch_size": 1,
+        "detector_calls": det_calls,
+        "detector_batches": det_calls,
+        "encoder_calls": 0,
+        "encoder_batches": 0,
+        "cache": {
+            "detections": {
+                "hits": hits,
+                "misses": misses,
+                "corrupt": 0,
+                "stored": misses,
+                "evicted": 0,
+            },
+            "embeddings": {"hits": 0, "misses": 0, "corrupt": 0, "stored": 0, "evicted": 0},
+        },
+    }
+    atomic_write_json(folder / "_summary.json", {"clips": {}, "vfm_calls": calls})
+    atomic_write_json(folder / "_provenance.json", {"rule": "segment", "inputs": {}})
+
+
+def test_stats_vfm_caches_entries_and_hits(project: Path) -> None:
+    import numpy as np
+
+    from avsbridge.segment.vfm_cache import (
+        EMBEDDINGS,
+        EntryStore,
+        decode_embedding_entry,
+        encode_embedding_entry,
+    )
+
+    # two threshold jobs of one variant: the first computed, the second only hit
+    cold = project / "results" / "masks" / "v" / "0.25" / "s0000"
+    warm = project / "results" / "masks" / "v" / "0.35" / "s0000"
+    _vfm_summary(cold, det_calls=4, hits=0, misses=4)
+    _vfm_summary(warm, det_calls=0, hits=4, misses=0)
+    store = EntryStore(
+        project / "results" / "vfm_cache", EMBEDDINGS, ".emb", decode_embedding_entry
+    )
+    key = "ab" + "5" * 62
+    arrays = {"image_embed": ("float16", np.zeros((1, 4, 2, 2), np.float16))}
+    store.store(key, encode_embedding_entry(key, {"encoder": {"model": "sam-vit_h"}}, arrays))
+    m = _metrics(project, "v", [warm])
+    _report(project, "fig5.csv", [m])
+
+    result = _stats(project, "--json", "--report", "reports/fig5.csv")
+    assert result.exit_code == 0, result.output
+    vfm = json.loads(result.output)["vfm"]
+    assert vfm["cache_dir"] == str(project / "results" / "vfm_cache")
+    assert vfm["embeddings"]["entries"] == 1
+    assert vfm["embeddings"]["by_model"]["sam-vit_h"]["entries"] == 1
+    runs = vfm["runs"]
+    assert runs["jobs"] == 3 and runs["jobs_without_counts"] == 1  # the fixture's old shard
+    assert runs["detector_calls"] == 4
+    assert runs["cache"]["detections"] == {
+        "hits": 4,
+        "misses": 4,
+        "corrupt": 0,
+        "stored": 4,
+        "evicted": 0,
+    }
+    fig5 = vfm["reports"]["reports/fig5.csv"]
+    assert fig5["jobs"] == 1 and fig5["detector_calls"] == 0
+    assert fig5["cache"]["detections"]["hits"] == 4
+
+    text = _stats(project, "--report", "reports/fig5.csv").output
+    assert "embeddings 1 entries" in text
+    assert "runs: 3 segment jobs, 10 frames; 4 detector + 0 encoder calls" in text
+    assert "detections 4 hits / 4 misses" in text
+
+    # a summary with garbage counts is an error naming it
+    doc = json.loads((warm / "_summary.json").read_text())
+    doc["vfm_calls"]["detector_calls"] = "many"
+    (warm / "_summary.json").write_text(json.dumps(doc))
+    bad = _stats(project)
+    assert bad.exit_code == 1 and str(warm / "_summary.json") in bad.output

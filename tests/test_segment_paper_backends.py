@@ -410,8 +410,9 @@ def test_gdino_sam_prompts_sam_with_the_detected_boxes(
     backend = gdino_sam_backend
     height, width = frame.shape[:2]
     predictor = backend.predictor
-    set_image, predict = _Spy(predictor.set_image), _Spy(predictor.predict_torch)
-    monkeypatch.setattr(predictor, "set_image", set_image)
+    # the image encoder's input: the frame resized by SAM's own transform (encode_batch)
+    apply_image, predict = _Spy(predictor.transform.apply_image), _Spy(predictor.predict_torch)
+    monkeypatch.setattr(predictor.transform, "apply_image", apply_image)
     monkeypatch.setattr(predictor, "predict_torch", predict)
     outputs, handle = _hook_outputs(backend.detector.model)
     try:
@@ -425,8 +426,8 @@ def test_gdino_sam_prompts_sam_with_the_detected_boxes(
     np.testing.assert_allclose([d.score for d in result.detections], scores, rtol=1e-5)
     # SAM sees the frame itself, and the boxes in its own input frame: the frame's
     # pixel boxes scaled by the resize of the longest side to SAM's image size
-    ((image,), set_kwargs, _) = set_image.calls[0]
-    assert image is frame and set_kwargs == {"image_format": "RGB"}
+    ((image,), _, _) = apply_image.calls[0]
+    assert image is frame  # RGB as read, no channel flip
     ((), kwargs, (masks, _, _)) = predict.calls[0]
     assert kwargs["multimask_output"] is False and kwargs["point_coords"] is None
     side = predictor.transform.target_length
@@ -445,8 +446,9 @@ def test_gdino_sam2_prompts_sam2_with_the_detected_boxes(
     backend = gdino_sam2_backend
     height, width = frame.shape[:2]
     predictor = backend.predictor
-    set_image, predict = _Spy(predictor.set_image), _Spy(predictor.predict)
-    monkeypatch.setattr(predictor, "set_image", set_image)
+    # the image encoder's input: the frame through SAM2's own transforms (encode_batch)
+    transforms, predict = _Spy(predictor._transforms), _Spy(predictor.predict)
+    monkeypatch.setattr(predictor, "_transforms", transforms)
     monkeypatch.setattr(predictor, "predict", predict)
     outputs, handle = _hook_outputs(backend.detector.model)
     try:
@@ -458,7 +460,7 @@ def test_gdino_sam2_prompts_sam2_with_the_detected_boxes(
     assert len(boxes) >= 2
     np.testing.assert_allclose(_det_boxes(result), boxes, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose([d.score for d in result.detections], scores, rtol=1e-5)
-    ((image,), _, _) = set_image.calls[0]
+    ((image,), _, _) = transforms.calls[0]
     assert image is frame
     # SAM2's predictor takes boxes in the frame's pixels (it normalises them itself)
     ((), kwargs, (masks, _, _)) = predict.calls[0]
@@ -487,11 +489,12 @@ def test_hf_gdino_sam_prompts_sam_with_the_detected_boxes(
     np.testing.assert_allclose(_det_boxes(result), boxes, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose([d.score for d in result.detections], scores, rtol=1e-5)
     # the SAM processor gets the frame and the pixel boxes of that one image ...
-    (_, proc_kwargs, inputs) = processor.calls[0]
+    # (the first processor call prepares the encoder's pixels; the decoder's call has boxes)
+    (_, proc_kwargs, inputs) = next(c for c in processor.calls if "input_boxes" in c[1])
     np.testing.assert_array_equal(np.asarray(proc_kwargs["images"]), frame)
     np.testing.assert_allclose(proc_kwargs["input_boxes"], [boxes], rtol=1e-5, atol=1e-3)
     # ... and SAM the same boxes rescaled to the processor's resized frame
-    (_, sam_kwargs, sam_out) = sam.calls[0]
+    (_, sam_kwargs, sam_out) = next(c for c in sam.calls if "input_boxes" in c[1])
     assert sam_kwargs["multimask_output"] is False
     assert tuple(inputs["original_sizes"][0].tolist()) == (height, width)
     new_h, new_w = inputs["reshaped_input_sizes"][0].tolist()

@@ -64,6 +64,10 @@ def dvc_config() -> dict[str, Any]:
         members = [st for st in STAGES.values() if st.family == family]
         root = paths.ROOTS.get(family, family)
         outs: list[Any] = [{f"{RESULTS}/{root}": {"persist": True}}]
+        if family == paths.FAMILY_OF_STAGE["segment"]:
+            # detections cache (content-keyed, pre-threshold); the large, evictable image
+            # embeddings stay untracked (one encoder pass rebuilds them)
+            outs.append({f"{RESULTS}/vfm_cache/detections": {"persist": True}})
         if family == paths.FAMILY_OF_STAGE["translate"]:
             # the LLM call cache: content-keyed entries shared through the remote
             outs.append({f"{RESULTS}/{paths.ROOTS['llm_cache']}": {"persist": True}})
@@ -73,7 +77,8 @@ def dvc_config() -> dict[str, Any]:
         params = list(dict.fromkeys(p for st in members for p in st.params))
         stages[members[0].name] = {
             # a family no cell needs on this profile still gets its (empty) folder
-            "cmd": f"{SNAKEMAKE} {family}_outputs && mkdir -p {RESULTS}/{root}",
+            "cmd": f"{SNAKEMAKE} {family}_outputs && mkdir -p "
+            + " ".join(next(iter(o)) for o in outs),
             "deps": deps,
             **({"params": params} if params else {}),
             "outs": outs,

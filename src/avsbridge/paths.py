@@ -46,6 +46,7 @@ ROOTS: dict[str, str] = {
     "alm": "alm",
     "text": "text",
     "llm_cache": "llm_cache",
+    "vfm_cache": "vfm_cache",
     "masks": "masks",
     "metrics": "metrics",
     "flow": "flow",
@@ -169,6 +170,11 @@ def family_root(config: dict[str, Any], family: str) -> str:
 
 def llm_cache_dir(config: dict[str, Any]) -> str:
     return str(config.get("llm_cache_dir", family_root(config, "llm_cache")))
+
+
+def vfm_cache_dir(config: dict[str, Any]) -> str:
+    """Detections + image embeddings cache (config ``vfm_cache.dir``, else under results)."""
+    return str((config.get("vfm_cache") or {}).get("dir") or family_root(config, "vfm_cache"))
 
 
 def state_file(config: dict[str, Any]) -> str:

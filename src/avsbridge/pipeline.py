@@ -291,6 +291,7 @@ def segment_job(ctx: JobContext) -> None:
     dataset, vfm, threshold, shard = w["dataset"], w["vfm"], w["thr"], w["shard"]
     text_dir = ctx.input["text"][0]
     from avsbridge.segment.run import segment_shard
+    from avsbridge.segment.vfm_cache import VfmCacheSettings
 
     clips = shard_clips(config, dataset, shard)
     backend = backend_spec(config, "segment", vfm, split_dataset_key(dataset)[0])
@@ -302,6 +303,7 @@ def segment_job(ctx: JobContext) -> None:
         float(threshold),
         float(config["vfm"]["text_threshold"]),
         out_dir,
+        cache=VfmCacheSettings.from_config(config),
     )
     summary = read_json(out_dir / SUMMARY_NAME)
     # The frames are inputs too (the DAG depends only on the split list): hashing
@@ -315,6 +317,11 @@ def segment_job(ctx: JobContext) -> None:
         extra={
             **_backend_extra(backend, summary["identity"]),
             "thresholds": {"box": summary["box_threshold"], "text": summary["text_threshold"]},
+            "vfm_cache": {
+                "dir": str(VfmCacheSettings.from_config(config).root),
+                "embedding_dtype": (config.get("vfm_cache") or {}).get("embedding_dtype", "same"),
+                "calls": summary.get("vfm_calls", {}),
+            },
         },
     )
 

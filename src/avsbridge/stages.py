@@ -159,6 +159,7 @@ STAGES: dict[str, Stage] = {
             registry="avsbridge.segment:SEGMENTERS",
             backend="vfm",
             gpu_capable=True,
+            runner_options=("batch_size",),
         ),
         # --- BAaV zero-shot chain (avsbridge.zeroshot) ---
         Stage(

@@ -19,5 +19,7 @@ rule segment:
         code=stage_code("segment"),
         backend=lambda w: backend_param("segment", w.vfm, base_dataset(w)),
         text_threshold=config["vfm"]["text_threshold"],
+        # lossy embedding storage changes masks: a change re-runs them (dir/budget do not)
+        vfm_cache_dtype=(config.get("vfm_cache") or {}).get("embedding_dtype", "same"),
     script:
         "../scripts/segment.py"

@@ -20,6 +20,9 @@ class Detection:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     score: float
     phrase: str
+    # what the backend's decoder needs beyond the box (the demo's matched template); never
+    # written anywhere
+    source: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form written into the per-clip ``boxes.json`` (one entry per frame)."""
@@ -53,6 +56,91 @@ class Segmenter(Protocol):
     ) -> SegResult:
         """Segment ``prompt``'s objects in ``image`` (HxWx3 uint8 RGB)."""
         ...
+
+
+@runtime_checkable
+class StagedSegmenter(Segmenter, Protocol):
+    """A segmenter whose detector and image encoder are separate calls the runner can cache.
+
+    The runner (:mod:`avsbridge.segment.run`) keys detections by (frame, query,
+    :meth:`detector_identity`, floor) and embeddings by (frame, :meth:`encoder_identity`),
+    so each expensive pass runs once per content whatever the thresholds or variants.
+    ``segment`` stays the one-frame path; it must equal :func:`segment_staged`.
+    """
+
+    def detector_identity(self) -> dict[str, Any]:
+        """Everything that shapes the raw candidates (models, weights, precision, settings)."""
+        ...
+
+    def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
+        """The detector inputs a prompt needs (GroundingDINO: its caption; demo: objects)."""
+        ...
+
+    def raw_floor(self, box_threshold: float) -> float | None:
+        """Lowest score kept in a raw entry for this threshold (None: the backend keeps all)."""
+        ...
+
+    def detect_batch(
+        self, images: list[np.ndarray], queries: list[str], floor: float | None
+    ) -> list[Any]:
+        """Raw JSON-safe candidates of each (image, query) pair, before any threshold."""
+        ...
+
+    def select(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        raw: dict[str, Any],
+        box_threshold: float,
+        text_threshold: float,
+    ) -> list[Detection]:
+        """The kept boxes of a prompt from its queries' raw candidates (``raw[query]``)."""
+        ...
+
+    def encoder_identity(self) -> dict[str, Any] | None:
+        """What shapes the image features; None when the backend has no image encoder."""
+        ...
+
+    def encode_batch(self, images: list[np.ndarray]) -> list[Any]:
+        """Image features of each frame (one encoder pass for the batch)."""
+        ...
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        """Features as named (dtype label, numpy array) for the embedding cache."""
+        ...
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        """The inverse of :meth:`export_features`, on the backend's device and dtype."""
+        ...
+
+    def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
+        """Union mask (float32 HxW) of the detections' box prompts on precomputed features."""
+        ...
+
+
+def segment_staged(
+    segmenter: StagedSegmenter,
+    image: np.ndarray,
+    prompt: str,
+    box_threshold: float,
+    text_threshold: float,
+) -> SegResult:
+    """One frame through the staged calls, no cache (what ``segment`` of a staged backend is)."""
+    check_image(image)
+    queries = segmenter.detection_queries(prompt, text_threshold)
+    if not queries:
+        return empty_result(image)
+    floor = segmenter.raw_floor(box_threshold)
+    raws = segmenter.detect_batch([image] * len(queries), queries, floor)
+    detections = segmenter.select(
+        image, prompt, dict(zip(queries, raws, strict=True)), box_threshold, text_threshold
+    )
+    if not detections:
+        return empty_result(image)
+    features = None
+    if segmenter.encoder_identity() is not None:
+        features = segmenter.encode_batch([image])[0]
+    return SegResult(mask=segmenter.decode(image, features, detections), detections=detections)
 
 
 def split_prompt(prompt: str) -> list[str]:

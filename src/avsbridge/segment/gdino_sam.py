@@ -27,16 +27,26 @@ from avsbridge.io import ArtifactError, sha256_file
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
     WeightFile,
+    check_thresholds,
     clean_phrase,
     cxcywh_norm_to_xyxy_pixels,
-    detect_prompt,
     gdino_caption,
     to_detections,
     union_masks,
 )
+from avsbridge.segment._torch_stages import (
+    autocast,
+    check_precision,
+    export_features,
+    group_by_shape,
+    import_features,
+)
 from avsbridge.segment.base import (
+    Detection,
     SegResult,
-    empty_result,
+    check_image,
+    segment_staged,
+    split_prompt,
 )
 from avsbridge.weights import WeightSource, register_source
 
@@ -173,6 +183,7 @@ class GroundingDinoDetector:
         text_encoder: str | os.PathLike[str] | None = None,
         image_size: int = GDINO_IMAGE_SIZE,
         max_size: int = GDINO_MAX_SIZE,
+        precision: str = "fp32",
     ) -> None:
         import groundingdino.datasets.transforms as gdino_transforms
         import torch
@@ -188,6 +199,7 @@ class GroundingDinoDetector:
         self.text_encoder = str(text_encoder) if text_encoder else DEFAULT_TEXT_ENCODER
         self.image_size = int(image_size)
         self.max_size = int(max_size)
+        self.precision = check_precision(precision, device)
 
         args = SLConfig.fromfile(str(self.config_path))
         args.device = device
@@ -230,32 +242,71 @@ class GroundingDinoDetector:
             "gdino_checkpoint_sha256": self.weight.sha256(),
             "text_encoder": Path(self.text_encoder).name,
             "gdino_image_size": [self.image_size, self.max_size],
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }
 
     def detect(
         self, image: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float
     ) -> tuple[np.ndarray, list[float], list[str]]:
-        """Boxes (pixel xyxy), scores and phrases for one RGB frame, as ``predict`` does.
+        """Boxes (pixel xyxy), scores and phrases for one RGB frame, as ``predict`` does."""
+        caption = gdino_caption(phrases)
+        if not caption:
+            return np.zeros((0, 4)), [], []
+        floor = raw_floor(DEFAULT_DETECTION_FLOOR, box_threshold)
+        raw = self.detect_raw([image], [caption], floor)[0]
+        return self.select_raw(image, raw, box_threshold, text_threshold)
+
+    def detect_raw(
+        self, images: list[np.ndarray], captions: list[str], floor: float | None
+    ) -> list[dict[str, Any]]:
+        """Every query scoring >= ``floor`` of each (frame, caption): token probs + boxes.
+
+        The probabilities are computed exactly as ``predict`` computes them (sigmoid of
+        the logits of all queries, in float32); caption tokens beyond the caption are
+        -inf logits, so only the caption's columns are stored. Frames of one size share
+        one forward pass.
+        """
+        from PIL import Image
+
+        torch = self._torch
+        raws: list[dict[str, Any]] = [{} for _ in images]
+        for group in group_by_shape(images):
+            tensors = [self.transform(Image.fromarray(images[i]), None)[0] for i in group]
+            with torch.no_grad(), autocast(self.device, self.precision):
+                outputs = self.model(
+                    torch.stack(tensors).to(self.device), captions=[captions[i] for i in group]
+                )
+            probs_all = outputs["pred_logits"].float().sigmoid().cpu()  # (B, queries, 256)
+            boxes_all = outputs["pred_boxes"].float().cpu()  # (B, queries, 4) cxcywh
+            for j, i in enumerate(group):
+                raws[i] = _raw_entry(
+                    captions[i],
+                    probs_all[j],
+                    boxes_all[j],
+                    len(self.tokenizer(captions[i])["input_ids"]),
+                    floor,
+                    tail=0.0,
+                )
+        return raws
+
+    def select_raw(
+        self, image: np.ndarray, raw: dict[str, Any], box_threshold: float, text_threshold: float
+    ) -> tuple[np.ndarray, list[float], list[str]]:
+        """``predict``'s filtering over a raw entry: queries > box_threshold, their phrases.
 
         Mirrors ``groundingdino.util.inference.predict``: a query is kept when its
         best token probability exceeds ``box_threshold``; its phrase is the caption
         tokens whose probability exceeds ``text_threshold``, dots removed.
         """
         from groundingdino.util.utils import get_phrases_from_posmap
-        from PIL import Image
 
         torch = self._torch
-        caption = gdino_caption(phrases)
         height, width = image.shape[:2]
-        if not caption:
-            return np.zeros((0, 4)), [], []
-        tensor, _ = self.transform(Image.fromarray(image), None)
-        with torch.no_grad():
-            outputs = self.model(tensor[None].to(self.device), captions=[caption])
-        probs = outputs["pred_logits"].float().sigmoid()[0].cpu()  # (queries, 256 tokens)
-        boxes = outputs["pred_boxes"].float()[0].cpu()  # (queries, 4) normalised cxcywh
-        keep = probs.max(dim=1)[0] > box_threshold
+        probs = _rows_tensor(torch, raw, "probs", 0.0)
+        boxes = torch.tensor(raw["boxes"], dtype=torch.float32).reshape(-1, 4)
+        keep = probs.max(dim=1)[0] > box_threshold if len(probs) else torch.zeros(0, dtype=bool)
         probs, boxes = probs[keep], boxes[keep]
+        caption = raw["caption"]
         tokenized = self.tokenizer(caption)
         found = [
             clean_phrase(get_phrases_from_posmap(p > text_threshold, tokenized, self.tokenizer))
@@ -266,8 +317,105 @@ class GroundingDinoDetector:
         return xyxy, scores, found
 
 
+DEFAULT_DETECTION_FLOOR = 0.1
+
+
+def raw_floor(detection_floor: float, box_threshold: float) -> float:
+    """Lowest score a raw entry keeps: the backend's floor, or 0 (every query) below it.
+
+    Two floors only, so entries are shared: every threshold >= ``detection_floor``
+    (the whole Figure 5 sweep) reads the floor entry, any lower one the complete entry,
+    which also serves the higher thresholds (the runner looks there second).
+    """
+    return float(detection_floor) if float(box_threshold) >= float(detection_floor) else 0.0
+
+
+def _raw_entry(
+    caption: str,
+    scores_or_logits: Any,
+    boxes: Any,
+    n_tokens: int,
+    floor: float | None,
+    tail: float,
+    probs: Any = None,
+    input_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """A JSON raw-detections entry: the rows (queries) whose best probability >= floor.
+
+    ``scores_or_logits`` is (queries, text_len); only its first ``n_tokens`` columns are
+    kept when every later column equals ``tail`` (-inf logits / 0 probabilities), else all.
+    ``probs`` (default: the rows themselves) decides which rows reach the floor.
+    """
+    rows = scores_or_logits
+    best = (rows if probs is None else probs).max(dim=1)[0]
+    keep = best >= floor if floor is not None else best == best
+    width = rows.shape[1]
+    stored = n_tokens if bool((rows[:, n_tokens:] == tail).all()) else width
+    entry = {
+        "caption": caption,
+        "queries": int(rows.shape[0]),
+        "text_len": int(width),
+        "columns": int(stored),
+        "floor": floor,
+        "rows": rows[keep][:, :stored].tolist(),
+        "boxes": boxes[keep].tolist(),
+    }
+    if input_ids is not None:
+        entry["input_ids"] = input_ids
+    return entry
+
+
+def _rows_tensor(torch: Any, raw: dict[str, Any], kind: str, tail: float) -> Any:
+    """The stored rows back at full text width (``tail`` in the columns not stored)."""
+    rows = torch.full((len(raw["rows"]), int(raw["text_len"])), tail, dtype=torch.float32)
+    if raw["rows"]:
+        rows[:, : int(raw["columns"])] = torch.tensor(raw["rows"], dtype=torch.float32)
+    return rows
+
+
+class GdinoDetection:
+    """The staged detection calls of the two groundingdino-py backends (needs ``self.detector``)."""
+
+    detector: GroundingDinoDetector
+    detection_floor: float
+
+    def detector_identity(self) -> dict[str, Any]:
+        return {"backend_family": "groundingdino-py", **self.detector.identity()}
+
+    def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
+        caption = gdino_caption(split_prompt(prompt))
+        return [caption] if caption else []
+
+    def raw_floor(self, box_threshold: float) -> float | None:
+        return raw_floor(self.detection_floor, box_threshold)
+
+    def detect_batch(
+        self, images: list[np.ndarray], queries: list[str], floor: float | None
+    ) -> list[Any]:
+        return self.detector.detect_raw(images, queries, floor)
+
+    def select(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        raw: dict[str, Any],
+        box_threshold: float,
+        text_threshold: float,
+    ) -> list[Detection]:
+        check_thresholds(box_threshold, text_threshold)
+        queries = self.detection_queries(prompt, text_threshold)
+        if not queries:
+            return []
+        boxes, scores, found = self.detector.select_raw(
+            image, raw[queries[0]], box_threshold, text_threshold
+        )
+        if len(boxes) == 0:
+            return []
+        return to_detections(boxes, scores, found)
+
+
 @SEGMENTERS.register("gdino-sam", gpu=True, mem_mb=16000)
-class GdinoSam:
+class GdinoSam(GdinoDetection):
     """GroundingDINO boxes -> SAM box prompts (batched) -> union mask. Models load once.
 
     Options: ``device`` ("auto"), ``gdino_config``, ``gdino_checkpoint``,
@@ -291,6 +439,8 @@ class GdinoSam:
         sam_checkpoint: str | os.PathLike[str] | None = None,
         sam_model_type: str = "vit_h",
         sam_encoder: dict[str, Any] | None = None,
+        precision: str = "fp32",
+        detection_floor: float = DEFAULT_DETECTION_FLOOR,
     ) -> None:
         from segment_anything import SamPredictor, sam_model_registry
         from segment_anything.build_sam import _build_sam
@@ -303,7 +453,10 @@ class GdinoSam:
             text_encoder=text_encoder,
             image_size=gdino_image_size,
             max_size=gdino_max_size,
+            precision=precision,
         )
+        self.precision = self.detector.precision
+        self.detection_floor = float(detection_floor)
         self.sam_weight = WeightFile.locate(sam_checkpoint, SAM_VIT_H_SOURCE.name)
         self.sam_model_type = "custom" if sam_encoder else sam_model_type
         self.sam_encoder = dict(sam_encoder) if sam_encoder else None
@@ -330,7 +483,65 @@ class GdinoSam:
             "sam_encoder": self.sam_encoder,
             "sam_checkpoint_sha256": self.sam_weight.sha256(),
             "mask": "union of single-mask box prompts (binary)",
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }
+
+    def encoder_identity(self) -> dict[str, Any] | None:
+        return {
+            "encoder": "segment-anything image_encoder",
+            "model": f"sam-{self.sam_model_type}",
+            "sam_encoder": self.sam_encoder,
+            "sam_checkpoint_sha256": self.sam_weight.sha256(),
+            "img_size": int(self.predictor.model.image_encoder.img_size),
+            "precision": self.precision,
+        }
+
+    def encode_batch(self, images: list[np.ndarray]) -> list[Any]:
+        """SAM image features ({"image_embed": 1x256x64x64}), as ``SamPredictor.set_image``."""
+        import torch
+
+        model, transform = self.predictor.model, self.predictor.transform
+        features: list[Any] = [None] * len(images)
+        for group in group_by_shape(images):
+            batch = []
+            for i in group:
+                check_image(images[i])
+                tensor = torch.as_tensor(transform.apply_image(images[i]), device=self.device)
+                batch.append(model.preprocess(tensor.permute(2, 0, 1).contiguous()[None, :, :, :]))
+            with torch.no_grad(), autocast(self.device, self.precision):
+                embedded = model.image_encoder(torch.cat(batch))
+            for j, i in enumerate(group):
+                features[i] = {"image_embed": embedded[j : j + 1]}
+        return features
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        return export_features(features, storage_dtype)
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        return import_features(arrays, self.device, self.precision)
+
+    def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
+        """SAM's prompt encoder + mask decoder on the frame's features, all boxes at once."""
+        import torch
+
+        height, width = image.shape[:2]
+        predictor = self.predictor
+        predictor.reset_image()
+        predictor.original_size = (height, width)
+        predictor.input_size = predictor.transform.get_preprocess_shape(
+            height, width, predictor.transform.target_length
+        )
+        predictor.features = features["image_embed"]
+        predictor.is_image_set = True
+        boxes = np.asarray([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
+        box_tensor = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)
+        prompts = predictor.transform.apply_boxes_torch(box_tensor, (height, width))
+        with torch.no_grad(), autocast(self.device, self.precision):
+            masks, _, _ = predictor.predict_torch(
+                point_coords=None, point_labels=None, boxes=prompts, multimask_output=False
+            )
+        predictor.reset_image()
+        return union_masks(masks.cpu().numpy(), height, width)
 
     def segment(
         self,
@@ -340,22 +551,4 @@ class GdinoSam:
         text_threshold: float = 0.25,
     ) -> SegResult:
         """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
-        import torch
-
-        detected = detect_prompt(self.detector.detect, image, prompt, box_threshold, text_threshold)
-        if detected is None:
-            return empty_result(image)
-        boxes, scores, found = detected
-        height, width = image.shape[:2]
-        self.predictor.set_image(image, image_format="RGB")
-        box_tensor = torch.as_tensor(boxes, dtype=torch.float32, device=self.device)
-        prompts = self.predictor.transform.apply_boxes_torch(box_tensor, (height, width))
-        with torch.no_grad():
-            masks, _, _ = self.predictor.predict_torch(
-                point_coords=None, point_labels=None, boxes=prompts, multimask_output=False
-            )
-        self.predictor.reset_image()
-        return SegResult(
-            mask=union_masks(masks.cpu().numpy(), height, width),
-            detections=to_detections(boxes, scores, found),
-        )
+        return segment_staged(self, image, prompt, box_threshold, text_threshold)

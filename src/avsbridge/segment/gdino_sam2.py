@@ -18,12 +18,21 @@ import numpy as np
 from avsbridge.backends import resolve_device
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
-from avsbridge.segment._boxes import WeightFile, detect_prompt, to_detections, union_masks
-from avsbridge.segment.base import (
-    SegResult,
-    empty_result,
+from avsbridge.segment._boxes import WeightFile, union_masks
+from avsbridge.segment._torch_stages import (
+    autocast,
+    export_features,
+    group_by_shape,
+    import_features,
 )
-from avsbridge.segment.gdino_sam import GDINO_IMAGE_SIZE, GDINO_MAX_SIZE, GroundingDinoDetector
+from avsbridge.segment.base import Detection, SegResult, check_image, segment_staged
+from avsbridge.segment.gdino_sam import (
+    DEFAULT_DETECTION_FLOOR,
+    GDINO_IMAGE_SIZE,
+    GDINO_MAX_SIZE,
+    GdinoDetection,
+    GroundingDinoDetector,
+)
 from avsbridge.weights import WeightSource, register_source
 
 SAM2_LARGE_SOURCE = register_source(
@@ -40,7 +49,7 @@ DEFAULT_SAM2_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 
 
 @SEGMENTERS.register("gdino-sam2", gpu=True, mem_mb=16000)
-class GdinoSam2:
+class GdinoSam2(GdinoDetection):
     """GroundingDINO boxes -> SAM 2.1 box prompts (one batched call) -> union mask.
 
     Options: ``device`` ("auto"), the detector options of ``gdino-sam``
@@ -64,6 +73,8 @@ class GdinoSam2:
         sam2_checkpoint: str | os.PathLike[str] | None = None,
         sam2_config: str = DEFAULT_SAM2_CONFIG,
         sam2_overrides: Sequence[str] = (),
+        precision: str = "fp32",
+        detection_floor: float = DEFAULT_DETECTION_FLOOR,
     ) -> None:
         from sam2.build_sam import build_sam2
         from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -76,7 +87,10 @@ class GdinoSam2:
             text_encoder=text_encoder,
             image_size=gdino_image_size,
             max_size=gdino_max_size,
+            precision=precision,
         )
+        self.precision = self.detector.precision
+        self.detection_floor = float(detection_floor)
         self.sam2_weight = WeightFile.locate(sam2_checkpoint, SAM2_LARGE_SOURCE.name)
         self.sam2_config = sam2_config
         self.sam2_overrides = list(sam2_overrides)
@@ -103,6 +117,7 @@ class GdinoSam2:
             "sam2_overrides": self.sam2_overrides,
             "sam2_checkpoint_sha256": self.sam2_weight.sha256(),
             "mask": "union of single-mask box prompts (binary)",
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }
 
     def segment(
@@ -113,20 +128,70 @@ class GdinoSam2:
         text_threshold: float = 0.25,
     ) -> SegResult:
         """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
+        return segment_staged(self, image, prompt, box_threshold, text_threshold)
+
+    def encoder_identity(self) -> dict[str, Any] | None:
+        return {
+            "encoder": "sam2 forward_image",
+            "model": "sam2",
+            "sam2_config": self.sam2_config,
+            "sam2_overrides": self.sam2_overrides,
+            "sam2_checkpoint_sha256": self.sam2_weight.sha256(),
+            "precision": self.precision,
+        }
+
+    def encode_batch(self, images: list[np.ndarray]) -> list[Any]:
+        """SAM2 features (image_embed + two high-res maps), as ``SAM2ImagePredictor.set_image``."""
         import torch
 
-        detected = detect_prompt(self.detector.detect, image, prompt, box_threshold, text_threshold)
-        if detected is None:
-            return empty_result(image)
-        boxes, scores, found = detected
+        predictor = self.predictor
+        model = predictor.model
+        features: list[Any] = [None] * len(images)
+        for group in group_by_shape(images):
+            for i in group:
+                check_image(images[i])
+            batch = torch.stack([predictor._transforms(images[i]) for i in group]).to(self.device)
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                backbone_out = model.forward_image(batch)
+                _, vision_feats, _, _ = model._prepare_backbone_features(backbone_out)
+                if model.directly_add_no_mem_embed:
+                    vision_feats[-1] = vision_feats[-1] + model.no_mem_embed
+                feats = [
+                    feat.permute(1, 2, 0).view(len(group), -1, *feat_size)
+                    for feat, feat_size in zip(
+                        vision_feats[::-1], predictor._bb_feat_sizes[::-1], strict=True
+                    )
+                ][::-1]
+            for j, i in enumerate(group):
+                features[i] = {
+                    "image_embed": feats[-1][j : j + 1],
+                    **{f"high_res_{n}": f[j : j + 1] for n, f in enumerate(feats[:-1])},
+                }
+        return features
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        return export_features(features, storage_dtype)
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        return import_features(arrays, self.device, self.precision)
+
+    def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
+        """SAM2's prompt encoder + mask decoder on the frame's features, all boxes at once."""
+        import torch
+
         height, width = image.shape[:2]
-        with torch.inference_mode():
-            self.predictor.set_image(image)
-            masks, _, _ = self.predictor.predict(
-                box=np.asarray(boxes, dtype=np.float32), multimask_output=False
-            )
-        self.predictor.reset_predictor()
-        return SegResult(
-            mask=union_masks(masks, height, width),
-            detections=to_detections(boxes, scores, found),
-        )
+        predictor = self.predictor
+        predictor.reset_predictor()
+        high_res = sorted(k for k in features if k.startswith("high_res_"))
+        predictor._orig_hw = [image.shape[:2]]
+        predictor._features = {
+            "image_embed": features["image_embed"],
+            "high_res_feats": [features[k] for k in high_res],
+        }
+        predictor._is_image_set = True
+        predictor._is_batch = False
+        boxes = np.asarray([d.box for d in detections], dtype=np.float32).reshape(-1, 4)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            masks, _, _ = predictor.predict(box=boxes, multimask_output=False)
+        predictor.reset_predictor()
+        return union_masks(masks, height, width)

@@ -20,16 +20,31 @@ from avsbridge.backends import model_folder_digest, resolve_device
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
+    check_thresholds,
     clean_phrase,
     clip_boxes,
-    detect_prompt,
     gdino_caption,
     to_detections,
     union_masks,
 )
+from avsbridge.segment._torch_stages import (
+    autocast,
+    check_precision,
+    export_features,
+    import_features,
+)
 from avsbridge.segment.base import (
+    Detection,
     SegResult,
-    empty_result,
+    check_image,
+    segment_staged,
+    split_prompt,
+)
+from avsbridge.segment.gdino_sam import (
+    DEFAULT_DETECTION_FLOOR,
+    _raw_entry,
+    _rows_tensor,
+    raw_floor,
 )
 
 DEFAULT_GDINO_MODEL = "IDEA-Research/grounding-dino-tiny"
@@ -80,6 +95,8 @@ class HfGroundedSam:
         gdino_revision: str | None = DEFAULT_GDINO_REVISION,
         sam_model: str = DEFAULT_SAM_MODEL,
         sam_revision: str | None = DEFAULT_SAM_REVISION,
+        precision: str = "fp32",
+        detection_floor: float = DEFAULT_DETECTION_FLOOR,
     ) -> None:
         from transformers import (
             AutoProcessor,
@@ -89,6 +106,8 @@ class HfGroundedSam:
         )
 
         self.device = resolve_device(device)
+        self.precision = check_precision(precision, self.device)
+        self.detection_floor = float(detection_floor)
         self.gdino_model_name, self.gdino_revision = str(gdino_model), gdino_revision
         self.sam_model_name, self.sam_revision = str(sam_model), sam_revision
         self.gdino_processor = _load(AutoProcessor, self.gdino_model_name, gdino_revision)
@@ -107,6 +126,7 @@ class HfGroundedSam:
                 "segmenter": "transformers SamModel",
                 "sam_model": _model_ref(self.sam_model_name, self.sam_revision),
                 "mask": "union of single-mask box prompts (binary)",
+                **({"precision": self.precision} if self.precision != "fp32" else {}),
             }
         return self._identity
 
@@ -114,27 +134,162 @@ class HfGroundedSam:
         self, image: np.ndarray, phrases: list[str], box_threshold: float, text_threshold: float
     ) -> tuple[np.ndarray, list[float], list[str]]:
         """Pixel xyxy boxes, scores and phrases kept by the processor's post-processing."""
+        caption = gdino_caption(phrases)
+        if not caption:
+            return np.zeros((0, 4)), [], []
+        raw = self.detect_batch([image], [caption], self.raw_floor(box_threshold))[0]
+        return self._select_raw(image, raw, box_threshold, text_threshold)
+
+    # --- staged calls (the runner caches detections and image embeddings)
+
+    def detector_identity(self) -> dict[str, Any]:
+        return {
+            "backend_family": "transformers-gdino",
+            "detector": "transformers GroundingDinoForObjectDetection",
+            "gdino_model": _model_ref(self.gdino_model_name, self.gdino_revision),
+            "precision": self.precision,
+        }
+
+    def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
+        caption = gdino_caption(split_prompt(prompt))
+        return [caption] if caption else []
+
+    def raw_floor(self, box_threshold: float) -> float | None:
+        return raw_floor(self.detection_floor, box_threshold)
+
+    def detect_batch(
+        self, images: list[np.ndarray], queries: list[str], floor: float | None
+    ) -> list[Any]:
+        """Logits (caption columns) and boxes of every query >= floor, per (frame, caption)."""
         import torch
         from PIL import Image
 
-        caption = gdino_caption(phrases)
-        height, width = image.shape[:2]
-        inputs = self.gdino_processor(
-            images=Image.fromarray(image), text=caption, return_tensors="pt"
-        ).to(self.device)
-        with torch.no_grad():
+        if len(images) == 1:  # the processor's single-image call, as before batching
+            inputs = self.gdino_processor(
+                images=Image.fromarray(images[0]), text=queries[0], return_tensors="pt"
+            )
+        else:
+            inputs = self.gdino_processor(
+                images=[Image.fromarray(im) for im in images],
+                text=list(queries),
+                padding=True,
+                return_tensors="pt",
+            )
+        inputs = inputs.to(self.device)
+        with torch.no_grad(), autocast(self.device, self.precision):
             outputs = self.gdino(**inputs)
+        logits_all = outputs.logits.float().cpu()
+        boxes_all = outputs.pred_boxes.float().cpu()
+        mask = inputs.get("attention_mask")
+        raws = []
+        for j, caption in enumerate(queries):
+            n_tokens = int(mask[j].sum()) if mask is not None else inputs["input_ids"].shape[1]
+            raws.append(
+                _raw_entry(
+                    caption,
+                    logits_all[j],
+                    boxes_all[j],
+                    n_tokens,
+                    floor,
+                    tail=float("-inf"),
+                    probs=torch.sigmoid(logits_all[j]),
+                    input_ids=inputs["input_ids"][j][:n_tokens].cpu().tolist(),
+                )
+            )
+        return raws
+
+    def _select_raw(
+        self, image: np.ndarray, raw: dict[str, Any], box_threshold: float, text_threshold: float
+    ) -> tuple[np.ndarray, list[float], list[str]]:
+        """The processor's post-processing over the stored queries (thresholds applied here)."""
+        from types import SimpleNamespace
+
+        import torch
+
+        height, width = image.shape[:2]
+        if not raw["rows"]:
+            return np.zeros((0, 4)), [], []
+        logits = _rows_tensor(torch, raw, "logits", float("-inf"))[None]
+        boxes = torch.tensor(raw["boxes"], dtype=torch.float32).reshape(1, -1, 4)
         result = self.gdino_processor.post_process_grounded_object_detection(
-            outputs,
-            inputs["input_ids"],
+            SimpleNamespace(logits=logits, pred_boxes=boxes),
+            torch.tensor([raw["input_ids"]]),
             threshold=box_threshold,
             text_threshold=text_threshold,
             target_sizes=[(height, width)],
         )[0]
-        boxes = clip_boxes(result["boxes"].float().cpu().numpy(), width, height)
+        xyxy = clip_boxes(result["boxes"].float().cpu().numpy(), width, height)
         scores = result["scores"].float().cpu().tolist()
         labels = [clean_phrase(str(label)) for label in result["text_labels"]]
-        return boxes, scores, labels
+        return xyxy, scores, labels
+
+    def select(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        raw: dict[str, Any],
+        box_threshold: float,
+        text_threshold: float,
+    ) -> list[Detection]:
+        check_thresholds(box_threshold, text_threshold)
+        queries = self.detection_queries(prompt, text_threshold)
+        if not queries:
+            return []
+        boxes, scores, found = self._select_raw(
+            image, raw[queries[0]], box_threshold, text_threshold
+        )
+        return to_detections(boxes, scores, found) if len(boxes) else []
+
+    def encoder_identity(self) -> dict[str, Any] | None:
+        return {
+            "encoder": "transformers SamModel.get_image_embeddings",
+            "model": str(_model_ref(self.sam_model_name, self.sam_revision)),
+            "sam_model": _model_ref(self.sam_model_name, self.sam_revision),
+            "precision": self.precision,
+        }
+
+    def encode_batch(self, images: list[np.ndarray]) -> list[Any]:
+        """SAM image embeddings (B x 256 x 64 x 64) of frames padded to 1024 by the processor."""
+        import torch
+        from PIL import Image
+
+        for image in images:
+            check_image(image)
+        pixels = self.sam_processor(
+            images=[Image.fromarray(im) for im in images], return_tensors="pt"
+        )["pixel_values"].to(self.device)
+        with torch.no_grad(), autocast(self.device, self.precision):
+            embedded = self.sam.get_image_embeddings(pixels)
+        return [{"image_embed": embedded[j : j + 1]} for j in range(len(images))]
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        return export_features(features, storage_dtype)
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        return import_features(arrays, self.device, self.precision)
+
+    def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
+        """SAM's prompt encoder + mask decoder on the stored embedding, all boxes at once."""
+        import torch
+        from PIL import Image
+
+        height, width = image.shape[:2]
+        boxes = np.asarray([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
+        inputs = self.sam_processor(
+            images=Image.fromarray(image), input_boxes=[boxes.tolist()], return_tensors="pt"
+        )
+        with torch.no_grad(), autocast(self.device, self.precision):
+            outputs = self.sam(
+                image_embeddings=features["image_embed"],
+                input_boxes=inputs["input_boxes"].to(self.device),
+                multimask_output=False,
+            )
+        masks = self.sam_processor.image_processor.post_process_masks(
+            outputs.pred_masks.float().cpu(),
+            inputs["original_sizes"].cpu(),
+            inputs["reshaped_input_sizes"].cpu(),
+        )[0]
+        return union_masks(masks.numpy(), height, width)
 
     def segment(
         self,
@@ -144,25 +299,4 @@ class HfGroundedSam:
         text_threshold: float = 0.25,
     ) -> SegResult:
         """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
-        import torch
-        from PIL import Image
-
-        detected = detect_prompt(self.detect, image, prompt, box_threshold, text_threshold)
-        if detected is None:
-            return empty_result(image)
-        boxes, scores, found = detected
-        height, width = image.shape[:2]
-        inputs = self.sam_processor(
-            images=Image.fromarray(image), input_boxes=[boxes.tolist()], return_tensors="pt"
-        ).to(self.device)
-        with torch.no_grad():
-            outputs = self.sam(**inputs, multimask_output=False)
-        masks = self.sam_processor.image_processor.post_process_masks(
-            outputs.pred_masks.cpu(),
-            inputs["original_sizes"].cpu(),
-            inputs["reshaped_input_sizes"].cpu(),
-        )[0]
-        return SegResult(
-            mask=union_masks(masks.numpy(), height, width),
-            detections=to_detections(boxes, scores, found),
-        )
+        return segment_staged(self, image, prompt, box_threshold, text_threshold)

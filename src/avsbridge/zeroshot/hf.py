@@ -9,8 +9,7 @@ from typing import Any
 def model_folder(model: str, revision: str | None) -> tuple[Path, dict[str, Any]]:
     """(folder, provenance): a ``save_pretrained`` folder as is, else the hub snapshot at
     ``revision`` (``HF_HUB_OFFLINE=1`` never downloads); provenance = id@revision + digest."""
-    from avsbridge.backends import hf_snapshot_dir
-    from avsbridge.backends import model_folder_digest
+    from avsbridge.backends import hf_snapshot_dir, model_folder_digest
 
     path = Path(model).expanduser()
     if path.is_dir():
