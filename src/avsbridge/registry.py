@@ -51,6 +51,7 @@ class Registry(Generic[T]):
         self.package = package
         self._factories: dict[str, Callable[..., T]] = {}
         self._needs: dict[str, BackendNeeds] = {}
+        self._loaded = False
 
     def register(
         self,
@@ -72,12 +73,13 @@ class Registry(Generic[T]):
         return decorate
 
     def load_all(self) -> Registry[T]:
-        """Import every backend module of the stage package (registration by import)."""
-        if self.package is not None:
+        """Import every backend module of the stage package (registration by import); once."""
+        if self.package is not None and not self._loaded:
             package = importlib.import_module(self.package)
             for info in pkgutil.iter_modules(package.__path__):
                 if not info.name.startswith("_") and info.name not in ("base", "run", "job"):
                     importlib.import_module(f"{self.package}.{info.name}")
+            self._loaded = True
         return self
 
     def create(self, name: str, **options: object) -> T:
