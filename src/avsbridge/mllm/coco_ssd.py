@@ -12,33 +12,20 @@ answering Q2 from A1 alone -- a text model never sees the video.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avsbridge import weights
-from avsbridge.io import ArtifactError, sha256_file
+from avsbridge.backends.coco_ssd import UNKNOWN_LABEL, CocoSsd
 from avsbridge.mllm import MLLM_ANSWERERS, SCENE_DESCRIBERS
 from avsbridge.mllm.base import Completion, Turn, check_turns
 from avsbridge.translate.cache import FREE
 
-UNKNOWN_LABEL = "???"
 Q2_SYSTEM = (
     "You read a description of a video (Answer1) and answer the question with object "
     "nouns only, comma-separated."
 )
-
-
-def read_labelmap(model_path: Path) -> list[str]:
-    """COCO label names embedded in the .tflite (it is also a zip holding labelmap.txt)."""
-    try:
-        with zipfile.ZipFile(model_path) as archive:
-            return archive.read("labelmap.txt").decode("utf-8").splitlines()
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise ArtifactError(model_path, f"no embedded labelmap.txt ({exc})") from None
 
 
 def _article(noun: str) -> str:
@@ -74,18 +61,10 @@ class CocoSsdDetector:
     def __init__(
         self, model_path: str | None = None, score_threshold: float = 0.4, max_objects: int = 5
     ) -> None:
-        if model_path is None:
-            self.model_path = weights.resolve("coco-ssd")
-            self.weights_sha256 = weights.sha256_of("coco-ssd")
-        else:
-            self.model_path = Path(model_path)
-            if not self.model_path.is_file():
-                raise ArtifactError(self.model_path, "COCO-SSD model is missing")
-            self.weights_sha256 = sha256_file(self.model_path)
-        self.labels = read_labelmap(self.model_path)
+        self.model = CocoSsd(model_path)
+        self.model_path, self.weights_sha256 = self.model.model_path, self.model.weights_sha256
         self.score_threshold = float(score_threshold)
         self.max_objects = int(max_objects)
-        self._interpreter: Any = None
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -95,52 +74,18 @@ class CocoSsdDetector:
             "max_objects": self.max_objects,
         }
 
-    def _load(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        from avsbridge.audio_text.yamnet import quiet_litert_info
-
-        try:
-            with quiet_litert_info():
-                self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=1)
-                self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ArtifactError(self.model_path, f"LiteRT cannot load the model ({exc})") from None
-        self._input = self._interpreter.get_input_details()[0]
-        self._outputs = self._interpreter.get_output_details()
-
     def detect(self, image: np.ndarray) -> list[dict[str, Any]]:
         """Kept detections of one RGB frame, best first: label, score, normalised box."""
-        from PIL import Image
-
-        if self._interpreter is None:
-            self._load()
-        _, height, width, _ = self._input["shape"]
-        resized = np.asarray(
-            Image.fromarray(image).convert("RGB").resize((int(width), int(height)))
-        )
-        self._interpreter.set_tensor(
-            self._input["index"], resized[None].astype(self._input["dtype"])
-        )
-        self._interpreter.invoke()
-        boxes, classes, scores = (
-            np.asarray(self._interpreter.get_tensor(o["index"])) for o in self._outputs[:3]
-        )
         found: list[dict[str, Any]] = []
-        for box, cls, score in sorted(
-            zip(boxes.reshape(-1, 4), classes.reshape(-1), scores.reshape(-1), strict=True),
-            key=lambda t: -float(t[2]),
-        ):
-            index = int(cls)
-            label = self.labels[index] if 0 <= index < len(self.labels) else UNKNOWN_LABEL
-            if float(score) < self.score_threshold or label == UNKNOWN_LABEL:
+        for box, label, score in self.model.raw(image):
+            if score < self.score_threshold or label == UNKNOWN_LABEL:
                 continue
             if any(d["label"] == label for d in found):  # one mention per object class
                 continue
             found.append(
                 {
                     "label": label,
-                    "score": round(float(score), 4),
+                    "score": round(score, 4),
                     "box": [round(float(v), 4) for v in np.clip(box, 0.0, 1.0)],
                 }
             )
