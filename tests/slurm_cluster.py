@@ -28,6 +28,7 @@ from pathlib import Path
 
 DEBIAN_PACKAGES = ("slurm-wlm", "munge")
 SYSTEM_CONF_DIR = Path("/etc/slurm")
+MARKER = ".avsbridge-test-cluster"  # in the config folder of a cluster this helper made
 LINKED = ("slurm.conf", "gres.conf")
 # Character devices standing in for two GPUs: slurmd wants a device file per GPU, and
 # then sets CUDA_VISIBLE_DEVICES for a job like on a real GPU node.
@@ -94,6 +95,7 @@ class SlurmCluster:
         host = socket.gethostname().split(".")[0]
         for sub in ("munge", "state", "spool", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / MARKER).write_text("avsbridge test cluster\n")
         os.chmod(self.root / "munge", 0o700)
         key = self.root / "munge" / "munge.key"
         key.write_bytes(os.urandom(128))
@@ -152,7 +154,30 @@ class SlurmCluster:
             time.sleep(0.05)
         raise RuntimeError(f"{name} wrote no pid file {pid_file}; see {self.root / 'log'}")
 
+    @staticmethod
+    def _sweep_stale_links() -> None:
+        """Links left by an earlier test cluster that was killed before it stopped: stop the
+        daemons its pid files name (only munged/slurmctld/slurmd) and remove the links."""
+        for name in LINKED:
+            link = SYSTEM_CONF_DIR / name
+            if not link.is_symlink():
+                continue
+            old_root = Path(os.readlink(link)).parent
+            if not (old_root / MARKER).is_file() and old_root.exists():
+                continue  # someone else's configuration: leave it
+            for pid_file in old_root.rglob("*.pid") if old_root.exists() else ():
+                try:
+                    pid = int(pid_file.read_text().split()[0])
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+                except (OSError, ValueError, IndexError):
+                    continue
+                if Path(cmd.decode(errors="replace")).name in ("munged", "slurmctld", "slurmd"):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGTERM)
+            link.unlink()
+
     def _link_system_config(self) -> None:
+        self._sweep_stale_links()
         for name in LINKED:
             link = SYSTEM_CONF_DIR / name
             if link.exists() or link.is_symlink():

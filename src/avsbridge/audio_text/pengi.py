@@ -216,14 +216,17 @@ def import_wrapper(home: Path) -> ModuleType:
 
     Pengi imports ``models.*`` and ``configs`` by top-level name, so its folder goes
     first on ``sys.path``; a ``models`` package from elsewhere is an error, not a mix.
+    Paths are compared resolved (a checkout reached through a symlink is the same one).
     """
+    home = Path(home).resolve()
     if sys.path[:1] != [str(home)]:
         sys.path.insert(0, str(home))
     name = "avsbridge_pengi_wrapper_" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
     loaded = sys.modules.get("models")
-    theirs = loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(str(home))
+    loaded_file = Path(str(getattr(loaded, "__file__", "") or "")).resolve()
+    theirs = loaded is not None and home not in loaded_file.parents
     if (home / "models").is_dir() and theirs:
         raise ImportError(
             f"a different 'models' package is already imported ({loaded!r}); "

@@ -60,7 +60,9 @@ def _checked(path: str | os.PathLike[str], sha256: str | None, what: str) -> Pat
 def import_clip() -> Any:
     """OpenAI's ``clip`` module. It does ``from pkg_resources import packaging`` (only for a
     version compare), and setuptools >= 81 no longer ships pkg_resources: where it is
-    missing, a stand-in module holding just ``packaging`` is registered first."""
+    missing, a stand-in module holding just ``packaging`` is registered while ``clip``
+    imports, and removed right after (other code asking for pkg_resources must not get it)."""
+    shim = None
     if "pkg_resources" not in sys.modules:
         try:
             importlib.import_module("pkg_resources")
@@ -70,7 +72,11 @@ def import_clip() -> Any:
             shim = types.ModuleType("pkg_resources")
             shim.packaging = importlib.import_module("packaging")  # type: ignore[attr-defined]
             sys.modules["pkg_resources"] = shim
-    return importlib.import_module("clip")
+    try:
+        return importlib.import_module("clip")
+    finally:
+        if shim is not None and sys.modules.get("pkg_resources") is shim:
+            del sys.modules["pkg_resources"]
 
 
 @contextlib.contextmanager
