@@ -87,9 +87,7 @@ def test_cells_without_a_backend_say_why(demo_config):
 
 
 def test_missing_stage_is_named(demo_config, monkeypatch):
-    from avsbridge import stages
-
-    from avsbridge import experiments
+    from avsbridge import experiments, stages
 
     # a copy without two stages (deleting in place would reorder the dict on restore)
     fewer = {k: v for k, v in stages.STAGES.items() if k not in ("train", "predict")}
