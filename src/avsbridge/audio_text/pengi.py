@@ -241,7 +241,7 @@ def import_wrapper(home: Path) -> ModuleType:
         spec.loader.exec_module(module)
     models = sys.modules.get("models")
     if (home / "models").is_dir() and models is not None:
-        if not str(getattr(models, "__file__", "")).startswith(str(home)):
+        if home not in Path(str(getattr(models, "__file__", "") or "")).resolve().parents:
             raise ImportError(f"Pengi at {home} imported another 'models' package ({models!r})")
     sys.modules[name] = module
     return module
