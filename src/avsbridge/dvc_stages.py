@@ -59,7 +59,10 @@ def _report_files() -> tuple[list[str], list[str], list[dict[str, Any]]]:
 
 def dvc_config() -> dict[str, Any]:
     stages: dict[str, Any] = {}
-    upstream: str | None = None
+    # every earlier family is a dependency: families form several chains (OpenAVS, BAaV,
+    # OpenAVS-ST, ...) so "the previous one" is not what a stage reads; Snakemake inside
+    # each stage re-runs only what changed (an extra dependency costs one no-op call)
+    earlier: list[str] = []
     for family in families():
         members = [st for st in STAGES.values() if st.family == family]
         root = paths.ROOTS.get(family, family)
@@ -71,9 +74,7 @@ def dvc_config() -> dict[str, Any]:
         if family == paths.FAMILY_OF_STAGE["translate"]:
             # the LLM call cache: content-keyed entries shared through the remote
             outs.append({f"{RESULTS}/{paths.ROOTS['llm_cache']}": {"persist": True}})
-        deps = (
-            [f"{RESULTS}/{paths.ROOTS.get(upstream, upstream)}"] if upstream else []
-        ) + CODE_DEPS
+        deps = [f"{RESULTS}/{paths.ROOTS.get(f, f)}" for f in earlier] + CODE_DEPS
         params = list(dict.fromkeys(p for st in members for p in st.params))
         stages[members[0].name] = {
             # a family no cell needs on this profile still gets its (empty) folder
@@ -83,7 +84,7 @@ def dvc_config() -> dict[str, Any]:
             **({"params": params} if params else {}),
             "outs": outs,
         }
-        upstream = family
+        earlier.append(family)
     outs, metrics, plots = _report_files()
     # every chain's terminal family (OpenAVS metrics, BAaV zero-shot metrics)
     terminal = [paths.ROOTS[paths.FAMILY_OF_STAGE[s]] for s in TERMINAL_STAGES]
