@@ -34,6 +34,8 @@ RESULTS = "${dvc.results_dir}"
 REPORTS = "${dvc.reports_dir}"
 # stages whose outputs the reports read
 TERMINAL_STAGES = ("evaluate", "evaluate_zeroshot")
+# ... and the artifacts a report shows as they are (flow previews: frame, flow colour, M_O)
+SHOWN_STAGES = ("flow",)
 
 
 def _report_files() -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -53,6 +55,8 @@ def _report_files() -> tuple[list[str], list[str], list[dict[str, Any]]]:
     outs += [control, control + ".prov.json", control.removesuffix(".csv") + ".md"]
     metrics.append(control.removesuffix(".csv") + ".json")
     outs.append(f"{REPORTS}/training_curves.png")
+    previews = paths.flow_previews_path({"reports_dir": REPORTS})
+    outs += [previews, previews.removesuffix(".png") + ".json"]
     outs.append(paths.index_path({"reports_dir": REPORTS}))
     return outs, metrics, plots
 
@@ -86,8 +90,9 @@ def dvc_config() -> dict[str, Any]:
         }
         earlier.append(family)
     outs, metrics, plots = _report_files()
-    # every chain's terminal family (OpenAVS metrics, BAaV zero-shot metrics)
-    terminal = [paths.ROOTS[paths.FAMILY_OF_STAGE[s]] for s in TERMINAL_STAGES]
+    # every chain's terminal family (OpenAVS metrics, BAaV zero-shot metrics) and the
+    # flow family the previews sheet shows
+    terminal = [paths.ROOTS[paths.FAMILY_OF_STAGE[s]] for s in (*TERMINAL_STAGES, *SHOWN_STAGES)]
     stages["reports"] = {
         "cmd": f"{SNAKEMAKE} && avsbridge state export --config ${{dvc.profile_file}}",
         "deps": [*(f"{RESULTS}/{root}" for root in terminal), *CODE_DEPS],

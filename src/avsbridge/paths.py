@@ -191,5 +191,10 @@ def audio_control_path(config: dict[str, Any]) -> str:
     return f"{reports_dir(config)}/audio_control.csv"
 
 
+def flow_previews_path(config: dict[str, Any]) -> str:
+    """The optical-flow preview sheet of the HTML report (its JSON record sits beside it)."""
+    return f"{reports_dir(config)}/flow_previews.png"
+
+
 def index_path(config: dict[str, Any]) -> str:
     return f"{reports_dir(config)}/{INDEX_NAME}.md"

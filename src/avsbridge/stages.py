@@ -366,6 +366,7 @@ REPORT_RULES = (
     "report_figure",
     "report_audio_control",
     "report_training_curves",
+    "report_flow_previews",
     "report_index",
 )
 

@@ -12,6 +12,7 @@ from avsbridge.config import prepare_workflow_config
 from avsbridge.provenance.code import code_hash
 from avsbridge.provenance.records import scrub
 from avsbridge.provenance.snakemake_state import adopt_state
+from avsbridge.reports import flow_previews
 from avsbridge.reports.audio_control import audio_control_variants
 
 prepare_workflow_config(config, workflow)
@@ -244,6 +245,7 @@ def checkpoint_folders():
 def report_outputs():
     out = [f"{RD}/{k}.csv" for k in TABLE_REPORTS] + [paths.audio_control_path(config)]
     out.append(f"{RD}/training_curves.png")
+    out.append(paths.flow_previews_path(config))
     out += [f"{RD}/{k}.{ext}" for k in FIGURE_REPORTS for ext in ("png", "csv")]
     return out
 

@@ -103,6 +103,30 @@ rule report_training_curves:
         "../scripts/report_training_curves.py"
 
 
+rule report_flow_previews:
+    input:
+        # the flow shard folders of the chosen clips (metadata decides which: no media I/O)
+        lambda w: flow_previews.preview_inputs(config),
+    output:
+        png=report(
+            paths.flow_previews_path(config),
+            caption="../report/flow_previews.rst",
+            category="Optical flow",
+        ),
+        json=paths.flow_previews_path(config).removesuffix(".png") + ".json",
+    log:
+        f"{paths.logs_dir(config)}/reports/flow_previews.log",
+    conda:
+        "../../envs/flow.yaml"
+    params:
+        code=code_hash("avsbridge.reports", "avsbridge.flow.artifacts"),
+        profile=config["profile"],
+        clips=lambda w: flow_previews.preview_count(config),
+        previews=config.get("flow", {}).get("previews", True),
+    script:
+        "../scripts/report_flow_previews.py"
+
+
 rule report_index:
     input:
         # the index counts cells from the paper files and the config (it reads no

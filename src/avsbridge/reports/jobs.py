@@ -62,3 +62,13 @@ def report_training_curves_job(smk: Any) -> None:
         "OpenAVS-ST students" if folders else "OpenAVS-ST: no student is trained on this profile"
     )
     _run(smk, lambda: plot_training_curves(folders, Path(smk.output[0]), title))
+
+
+def report_flow_previews_job(smk: Any) -> None:
+    """A few clips' frame, flow colour and M_O side by side, from the flow stage's files."""
+    from avsbridge.reports.flow_previews import write_flow_previews
+
+    _run(
+        smk,
+        lambda: write_flow_previews(smk.config, Path(smk.output.png), Path(smk.output.json)),
+    )
