@@ -49,8 +49,33 @@ def model_folder_digest(folder: os.PathLike[str] | str) -> str:
     return content_key(hashes)
 
 
-def hf_snapshot_dir(model_id: str, revision: str | None) -> Path:
-    """Local folder of a hub model at a revision (cache first; HF_HUB_OFFLINE=1 never downloads)."""
+def hf_snapshot_dir(
+    model_id: str,
+    revision: str | None,
+    cache_dir: os.PathLike[str] | str | None = None,
+    local_files_only: bool = False,
+) -> Path:
+    """Local folder of a hub model at a revision (cache first; HF_HUB_OFFLINE=1 never downloads).
+
+    ``local_files_only``: never ask the hub (a backend that must not download says so).
+    """
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(repo_id=model_id, revision=revision))
+    return Path(
+        snapshot_download(
+            repo_id=model_id,
+            revision=revision,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            local_files_only=local_files_only,
+        )
+    )
+
+
+def hf_cache_snapshot_path(
+    model_id: str, revision: str, cache_dir: os.PathLike[str] | str | None = None
+) -> Path:
+    """Where the hub cache keeps ``model_id`` at commit ``revision`` (for error messages)."""
+    from huggingface_hub import constants
+
+    root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    return root / f"models--{model_id.replace('/', '--')}" / "snapshots" / revision
