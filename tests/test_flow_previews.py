@@ -14,7 +14,7 @@ from avsbridge import paths, pipeline
 from avsbridge.config import load_config
 from avsbridge.flow.artifacts import flow_colour, read_flo
 from avsbridge.flow.run import flow_shard
-from avsbridge.io import ArtifactError, read_image
+from avsbridge.io import ArtifactError, read_image, sha256_file
 from avsbridge.reports.flow_previews import (
     BACKGROUND,
     GAP,
@@ -135,6 +135,7 @@ def test_demo_sheet_shows_the_flow_stage_files(tmp_path, monkeypatch) -> None:
             y0, x0, y1, x1 = boxes[c]
             np.testing.assert_array_equal(sheet[y0:y1, x0:x1], expected[c])
         assert files["flow"].endswith(f".{row['frame']}.flow.png")
+        assert row["sha256"]["mo"] == sha256_file(files["mo"])  # which bytes each tile shows
     # the moving demo objects are in M_O somewhere on the sheet
     mo_tiles = [sheet[b[0] : b[2], b[1] : b[3]] for b in (r["boxes"]["mo"] for r in record["rows"])]
     assert any((t == 255).any() for t in mo_tiles)

@@ -393,7 +393,7 @@ def test_llava_hub_load_needs_a_pinned_revision() -> None:
         LlavaVision()
 
 
-# --- MiniCPM-o-2.6: registration and pinning only (remote code: not testable offline) ---
+# --- MiniCPM-o-2.6: registration here; pin, snapshot and calls in tests/test_minicpm.py ---
 
 
 def test_minicpm_declares_gpu_env_and_refuses_an_unpinned_revision(tmp_path: Path) -> None:

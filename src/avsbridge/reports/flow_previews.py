@@ -28,7 +28,7 @@ from avsbridge import paths, pipeline, stages
 from avsbridge.data.records import Clip
 from avsbridge.flow.artifacts import flow_colour, read_flo
 from avsbridge.flow.run import flo_name, frame_name, preview_name
-from avsbridge.io import ArtifactError, atomic_path, atomic_write_json, read_image
+from avsbridge.io import ArtifactError, atomic_path, atomic_write_json, read_image, sha256_file
 
 DEFAULT_CLIPS = 3
 TILE_HEIGHT = 160  # px of every tile; widths keep each frame's aspect ratio
@@ -58,6 +58,10 @@ class PreviewRow:
 
     def label(self) -> str:
         return f"{self.dataset} {self.clip}  frame {self.frame}"
+
+    def files(self) -> dict[str, Path]:
+        """The source file of each tile (column name -> path)."""
+        return {"frame": self.rgb, "flow": self.flow, "mo": self.mo}
 
 
 def preview_count(config: dict[str, Any]) -> int:
@@ -220,7 +224,8 @@ def write_flow_previews(config: dict[str, Any], out_png: Path, out_json: Path) -
                 "clip": row.clip,
                 "frame": row.frame,
                 "pair": [row.frame, row.frame + 1],
-                "files": {"frame": str(row.rgb), "flow": str(row.flow), "mo": str(row.mo)},
+                "files": {c: str(p) for c, p in row.files().items()},
+                "sha256": {c: sha256_file(p) for c, p in row.files().items()},
                 "boxes": box,
             }
             for row, box in zip(rows, boxes, strict=True)
