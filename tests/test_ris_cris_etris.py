@@ -293,3 +293,23 @@ def test_cris_and_etris_are_registered_with_their_envs():
         assert {"home", "config", "checkpoint", "checkpoint_sha256", "clip_pretrain"} <= set(
             needs.options or ()
         )
+
+
+def test_the_commented_paper_profile_entries_are_valid():
+    """config/paper.yaml's commented etris / cris entries pass the schema and option checks."""
+    import yaml
+
+    from avsbridge.config import load_config
+    from avsbridge.stages import check_backends
+
+    text = (REPO / "config" / "paper.yaml").read_text()
+    block = text.split("Replace null with:\n", 1)[1].split("    etris: null", 1)[0]
+    prefix = "    #   "
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert lines and all(line.startswith(prefix) for line in lines)
+    entries = yaml.safe_load("\n".join(line[len(prefix) :] for line in lines))
+    assert set(entries) == {"etris", "cris"}
+    config = load_config(REPO / "config" / "paper.yaml", overrides={"backends": {"ris": entries}})
+    assert [p for p in check_backends(config) if "backends.ris" in p] == []
+    assert config["backends"]["ris"]["cris"]["options"]["config"] == "config/refcoco/cris_r50.yaml"
+    assert "RN" in config["backends"]["ris"]["etris"]["options"]["clip_pretrain"]
