@@ -135,6 +135,7 @@ def _check_prediction(model, image: np.ndarray) -> None:
     assert tuple(tokens.shape) == (1, 17) and int(tokens[0, 0]) == 49406  # start of text
 
 
+@pytest.mark.slow
 def test_cris_through_its_own_code_with_random_weights(cris_home, tiny_cris):
     import torch
 
@@ -162,6 +163,7 @@ def test_cris_through_its_own_code_with_random_weights(cris_home, tiny_cris):
     assert sys.modules.get("model") is before  # the checkout's packages do not leak
 
 
+@pytest.mark.slow
 def test_etris_through_its_own_code_with_random_weights(etris_home, tiny_etris):
     clip_file, ckpt = tiny_etris
     model = RIS_MODELS.load_all().create(
@@ -179,6 +181,7 @@ def test_etris_through_its_own_code_with_random_weights(etris_home, tiny_etris):
     assert model.identity()["threshold"] == threshold_of("etris") == 0.35
 
 
+@pytest.mark.slow
 def test_cris_and_etris_side_by_side_keep_their_own_packages(
     cris_home, etris_home, tiny_cris, tiny_etris
 ):
@@ -207,6 +210,7 @@ def test_cris_and_etris_side_by_side_keep_their_own_packages(
     assert etris.predict(image, "a piano")["prob"].shape == image.shape[:2]
 
 
+@pytest.mark.slow
 def test_a_wrong_sha256_is_refused_before_loading(cris_home, tiny_cris, tmp_path):
     clip_file, ckpt = tiny_cris
     not_a_checkpoint = tmp_path / "best_model.pth"
@@ -237,6 +241,7 @@ def test_a_wrong_sha256_is_refused_before_loading(cris_home, tiny_cris, tmp_path
         )
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_config_is_refused(cris_home, tiny_cris):
     clip_file, ckpt = tiny_cris
     opts = [*CRIS_OPTS, "TRAIN.dim_ffn", "32"]
@@ -251,6 +256,7 @@ def test_a_checkpoint_of_another_config_is_refused(cris_home, tiny_cris):
         )
 
 
+@pytest.mark.slow
 def test_etris_refuses_a_clip_path_that_picks_the_other_bridger(etris_home, tiny_etris, tmp_path):
     clip_file, ckpt = tiny_etris
     renamed = tmp_path / "clip-tiny.pt"
@@ -263,6 +269,23 @@ def test_etris_refuses_a_clip_path_that_picks_the_other_bridger(etris_home, tiny
             home=str(etris_home),
             opts=ETRIS_OPTS,
             device="cpu",
+        )
+
+
+def test_a_home_with_the_other_model_is_refused(etris_home, tiny_etris):
+    clip_file, ckpt = tiny_etris
+    with pytest.raises(ArtifactError, match="not a CRIS.pytorch checkout.*has no CRIS"):
+        RIS_MODELS.load_all().create(
+            "cris",
+            checkpoint=str(ckpt),
+            clip_pretrain=str(clip_file),
+            config="config/refcoco/bridge_r50.yaml",
+            home=str(etris_home),
+            device="cpu",
+        )
+    with pytest.raises(ArtifactError, match="config YAML is missing"):
+        RIS_MODELS.create(
+            "cris", checkpoint=str(ckpt), clip_pretrain=str(clip_file), home=str(etris_home)
         )
 
 
