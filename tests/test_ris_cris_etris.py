@@ -254,6 +254,15 @@ def test_a_checkpoint_of_another_config_is_refused(cris_home, tiny_cris):
             opts=opts,
             device="cpu",
         )
+    with pytest.raises(ArtifactError, match="opts refused"):
+        RIS_MODELS.create(
+            "cris",
+            checkpoint=str(ckpt),
+            clip_pretrain=str(clip_file),
+            home=str(cris_home),
+            opts=["TRAIN.no_such_key", "1"],
+            device="cpu",
+        )
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ ISOLATED = ("model", "utils", "engine")
 LMDB_ONLY = ("lmdb", "pyarrow")
 UPSTREAM_ENV = "AVSBRIDGE_UPSTREAM"
 CHECKPOINT_PREFIX = "module."  # train.py saves the DistributedDataParallel state dict
+MESSAGE_CHARS = 400  # torch's shape-mismatch message lists every tensor
 
 
 def default_home(env: str, folder: str) -> Path:
@@ -150,9 +151,12 @@ class CRISFamilyRIS:
         with official_code(self.home, self.marker, self.what, key):
             cfg_file = _config_path(self.home, config)
             cfg_module = importlib.import_module("utils.config")
-            cfg = cfg_module.load_cfg_from_cfg_file(str(cfg_file))
-            if opts:
-                cfg = cfg_module.merge_cfg_from_list(cfg, [str(o) for o in opts])
+            try:
+                cfg = cfg_module.load_cfg_from_cfg_file(str(cfg_file))
+                if opts:
+                    cfg = cfg_module.merge_cfg_from_list(cfg, [str(o) for o in opts])
+            except (AssertionError, KeyError, ValueError, SyntaxError) as exc:
+                raise ArtifactError(cfg_file, f"config or option opts refused ({exc!r})") from None
             self.check_clip_file(cfg, clip_file, cfg_file)
             cfg.clip_pretrain = str(clip_file)
             dataset = importlib.import_module("utils.dataset")
@@ -209,7 +213,9 @@ class CRISFamilyRIS:
         try:
             result = model.load_state_dict(_strip_prefix(state), strict=False)
         except RuntimeError as exc:  # tensor shapes that differ from the config's model
-            raise ArtifactError(ckpt, f"does not fit the {self.what} model ({exc})") from None
+            raise ArtifactError(
+                ckpt, f"does not fit the {self.what} model ({str(exc)[:MESSAGE_CHARS]})"
+            ) from None
         if result.missing_keys or result.unexpected_keys:
             raise ArtifactError(
                 ckpt,
