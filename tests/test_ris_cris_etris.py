@@ -345,3 +345,76 @@ def test_the_commented_paper_profile_entries_are_valid():
     assert [p for p in check_backends(config) if "backends.ris" in p] == []
     assert config["backends"]["ris"]["cris"]["options"]["config"] == "config/refcoco/cris_r50.yaml"
     assert "RN" in config["backends"]["ris"]["etris"]["options"]["clip_pretrain"]
+
+
+def _official_inference_iou(home: Path, model, image: np.ndarray, query: str, mask_png: Path):
+    """IoU that the checkout's own ``engine.inference`` reports for one image and sentence
+    against ``mask_png`` (its test loader's batch rebuilt by hand: the LMDB reader is the
+    only part skipped; ``.cuda()`` is a no-op, wandb -- imported, unused there -- a stub)."""
+    import types
+
+    import cv2
+    import torch
+
+    with official_code(home, "model/segmenter.py", home.name, "home"):
+        sys.modules["wandb"] = types.ModuleType("wandb")
+        cuda = torch.Tensor.cuda
+        torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+        try:
+            engine = importlib.import_module("engine.engine")
+            data = importlib.import_module("utils.dataset").RefDataset(
+                None, None, "refcoco", "val", "test", model.cfg.input_size, model.cfg.word_len
+            )
+            mat, mat_inv = data.getTransformMat(image.shape[:2], True)
+            warped = cv2.warpAffine(
+                image,
+                mat,
+                data.input_size,
+                flags=cv2.INTER_CUBIC,
+                borderValue=[0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255],
+            )
+            params = {
+                "mask_dir": [str(mask_png)],
+                "inverse": torch.from_numpy(mat_inv)[None],
+                "ori_size": torch.tensor([image.shape[:2]]),
+                "sents": [(query,)],  # DataLoader's collation of a list of sentences
+            }
+            loader = [(data.convert(warped)[0][None], params)]
+            iou, _ = engine.inference(loader, model.model, model.cfg)
+        finally:
+            torch.Tensor.cuda = cuda  # type: ignore[method-assign]
+            del sys.modules["wandb"]
+    return iou
+
+
+@pytest.mark.slow
+def test_the_mask_at_the_threshold_equals_the_official_inference(
+    cris_home, etris_home, tiny_cris, tiny_etris, tmp_path
+):
+    """The adapter's map > 0.35 is the mask CRIS's / ETRIS's own engine.inference scores: the
+    engine's IoU against it is 1, and below 1 against the mask with one pixel flipped."""
+    import cv2
+
+    image = demo_image()
+    query = "A photo of a piano"
+    for name, home, (clip_file, ckpt), opts in (
+        ("cris", cris_home, tiny_cris, CRIS_OPTS),
+        ("etris", etris_home, tiny_etris, ETRIS_OPTS),
+    ):
+        model = RIS_MODELS.load_all().create(
+            name,
+            checkpoint=str(ckpt),
+            clip_pretrain=str(clip_file),
+            home=str(home),
+            opts=opts,
+            device="cpu",
+        )
+        mask = model.predict(image, query)["prob"] > threshold_of(name)
+        assert 0 < mask.sum() < mask.size, f"{name}: a degenerate mask tests nothing"
+        same, flipped = tmp_path / f"{name}.png", tmp_path / f"{name}-flipped.png"
+        cv2.imwrite(str(same), mask.astype(np.uint8) * 255)
+        off = mask.copy()
+        off[0, 0] = not off[0, 0]
+        cv2.imwrite(str(flipped), off.astype(np.uint8) * 255)
+        assert _official_inference_iou(home, model, image, query, same) == pytest.approx(1.0)
+        assert _official_inference_iou(home, model, image, query, flipped) < 1.0 - 1e-5
