@@ -5,7 +5,8 @@ Each model is built with the official code from a tiny config (the published YAM
 checkout's own ``model.clip.CLIP`` class and saved as TorchScript (``CRIS.__init__`` reads
 ``torch.jit.load(cfg.clip_pretrain)``, as OpenAI ships ``RN50.pt``), and a random
 checkpoint in train.py's format (``{"state_dict": ...}`` of the DDP model, ``module.``
-keys). The code is read from ``AVSBRIDGE_CRIS_HOME`` / ``AVSBRIDGE_ETRIS_HOME`` (default
+keys). The adapter's map thresholded at 0.35 is checked against the mask the checkouts'
+own ``engine.inference`` scores. The code is read from ``AVSBRIDGE_CRIS_HOME`` / ``AVSBRIDGE_ETRIS_HOME`` (default
 ``../shared/upstream/CRIS.pytorch`` / ``../shared/upstream/ETRIS``); the tests skip when
 it is absent (CI's shared/ has neither checkout).
 """
