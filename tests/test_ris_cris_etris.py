@@ -6,9 +6,10 @@ checkout's own ``model.clip.CLIP`` class and saved as TorchScript (``CRIS.__init
 ``torch.jit.load(cfg.clip_pretrain)``, as OpenAI ships ``RN50.pt``), and a random
 checkpoint in train.py's format (``{"state_dict": ...}`` of the DDP model, ``module.``
 keys). The adapter's map thresholded at 0.35 is checked against the mask the checkouts'
-own ``engine.inference`` scores. The code is read from ``AVSBRIDGE_CRIS_HOME`` / ``AVSBRIDGE_ETRIS_HOME`` (default
-``../shared/upstream/CRIS.pytorch`` / ``../shared/upstream/ETRIS``); the tests skip when
-it is absent (CI's shared/ has neither checkout).
+own ``engine.inference`` scores. The code is read from ``AVSBRIDGE_CRIS_HOME`` /
+``AVSBRIDGE_ETRIS_HOME`` (default ``../shared/upstream/CRIS.pytorch`` /
+``../shared/upstream/ETRIS``); the tests skip when it is absent (CI's shared/ has neither
+checkout).
 """
 
 from __future__ import annotations
