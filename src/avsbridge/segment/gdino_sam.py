@@ -373,14 +373,17 @@ def _rows_tensor(torch: Any, raw: dict[str, Any], kind: str, tail: float) -> Any
     return rows
 
 
-class GdinoDetection:
-    """The staged detection calls of the two groundingdino-py backends (needs ``self.detector``)."""
+class CaptionStaged:
+    """Staged calls shared by every GroundingDINO-captioned backend (both packages).
 
-    detector: GroundingDinoDetector
+    One caption query per prompt, the raw floor, the threshold selection and the
+    feature storage are the same whichever GroundingDINO runs; a subclass gives
+    ``detect_batch`` and ``_select_raw`` (its own post-processing over a raw entry).
+    """
+
     detection_floor: float
-
-    def detector_identity(self) -> dict[str, Any]:
-        return {"backend_family": "groundingdino-py", **self.detector.identity()}
+    device: str
+    precision: str
 
     def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
         caption = gdino_caption(split_prompt(prompt))
@@ -389,10 +392,10 @@ class GdinoDetection:
     def raw_floor(self, box_threshold: float) -> float | None:
         return raw_floor(self.detection_floor, box_threshold)
 
-    def detect_batch(
-        self, images: list[np.ndarray], queries: list[str], floor: float | None
-    ) -> list[Any]:
-        return self.detector.detect_raw(images, queries, floor)
+    def _select_raw(
+        self, image: np.ndarray, raw: dict[str, Any], box_threshold: float, text_threshold: float
+    ) -> tuple[np.ndarray, list[float], list[str]]:
+        raise NotImplementedError
 
     def select(
         self,
@@ -406,12 +409,45 @@ class GdinoDetection:
         queries = self.detection_queries(prompt, text_threshold)
         if not queries:
             return []
-        boxes, scores, found = self.detector.select_raw(
+        boxes, scores, found = self._select_raw(
             image, raw[queries[0]], box_threshold, text_threshold
         )
-        if len(boxes) == 0:
-            return []
-        return to_detections(boxes, scores, found)
+        return to_detections(boxes, scores, found) if len(boxes) else []
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        return export_features(features, storage_dtype)
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        return import_features(arrays, self.device, self.precision)
+
+    def segment(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        box_threshold: float = 0.25,
+        text_threshold: float = 0.25,
+    ) -> SegResult:
+        """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
+        return segment_staged(self, image, prompt, box_threshold, text_threshold)
+
+
+class GdinoDetection(CaptionStaged):
+    """The staged detection calls of the two groundingdino-py backends (needs ``self.detector``)."""
+
+    detector: GroundingDinoDetector
+
+    def detector_identity(self) -> dict[str, Any]:
+        return {"backend_family": "groundingdino-py", **self.detector.identity()}
+
+    def detect_batch(
+        self, images: list[np.ndarray], queries: list[str], floor: float | None
+    ) -> list[Any]:
+        return self.detector.detect_raw(images, queries, floor)
+
+    def _select_raw(
+        self, image: np.ndarray, raw: dict[str, Any], box_threshold: float, text_threshold: float
+    ) -> tuple[np.ndarray, list[float], list[str]]:
+        return self.detector.select_raw(image, raw, box_threshold, text_threshold)
 
 
 @SEGMENTERS.register("gdino-sam", gpu=True, mem_mb=16000)
@@ -514,12 +550,6 @@ class GdinoSam(GdinoDetection):
                 features[i] = {"image_embed": embedded[j : j + 1]}
         return features
 
-    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
-        return export_features(features, storage_dtype)
-
-    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
-        return import_features(arrays, self.device, self.precision)
-
     def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
         """SAM's prompt encoder + mask decoder on the frame's features, all boxes at once."""
         import torch
@@ -542,13 +572,3 @@ class GdinoSam(GdinoDetection):
             )
         predictor.reset_image()
         return union_masks(masks.cpu().numpy(), height, width)
-
-    def segment(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        box_threshold: float = 0.25,
-        text_threshold: float = 0.25,
-    ) -> SegResult:
-        """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
-        return segment_staged(self, image, prompt, box_threshold, text_threshold)

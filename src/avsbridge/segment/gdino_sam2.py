@@ -21,11 +21,9 @@ from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import WeightFile, union_masks
 from avsbridge.segment._torch_stages import (
     autocast,
-    export_features,
     group_by_shape,
-    import_features,
 )
-from avsbridge.segment.base import Detection, SegResult, check_image, segment_staged
+from avsbridge.segment.base import Detection, check_image
 from avsbridge.segment.gdino_sam import (
     DEFAULT_DETECTION_FLOOR,
     GDINO_IMAGE_SIZE,
@@ -120,16 +118,6 @@ class GdinoSam2(GdinoDetection):
             **({"precision": self.precision} if self.precision != "fp32" else {}),
         }
 
-    def segment(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        box_threshold: float = 0.25,
-        text_threshold: float = 0.25,
-    ) -> SegResult:
-        """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
-        return segment_staged(self, image, prompt, box_threshold, text_threshold)
-
     def encoder_identity(self) -> dict[str, Any] | None:
         return {
             "encoder": "sam2 forward_image",
@@ -168,12 +156,6 @@ class GdinoSam2(GdinoDetection):
                     **{f"high_res_{n}": f[j : j + 1] for n, f in enumerate(feats[:-1])},
                 }
         return features
-
-    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
-        return export_features(features, storage_dtype)
-
-    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
-        return import_features(arrays, self.device, self.precision)
 
     def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
         """SAM2's prompt encoder + mask decoder on the frame's features, all boxes at once."""

@@ -20,31 +20,24 @@ from avsbridge.backends import model_folder_digest, resolve_device
 from avsbridge.io import ArtifactError
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment._boxes import (
-    check_thresholds,
     clean_phrase,
     clip_boxes,
     gdino_caption,
-    to_detections,
     union_masks,
 )
 from avsbridge.segment._torch_stages import (
     autocast,
     check_precision,
-    export_features,
-    import_features,
 )
 from avsbridge.segment.base import (
     Detection,
-    SegResult,
     check_image,
-    segment_staged,
-    split_prompt,
 )
 from avsbridge.segment.gdino_sam import (
     DEFAULT_DETECTION_FLOOR,
+    CaptionStaged,
     _raw_entry,
     _rows_tensor,
-    raw_floor,
 )
 
 DEFAULT_GDINO_MODEL = "IDEA-Research/grounding-dino-tiny"
@@ -78,7 +71,7 @@ def _load(loader: Any, model: str, revision: str | None) -> Any:
 
 
 @SEGMENTERS.register("hf-gdino-sam", gpu=True, mem_mb=16000)
-class HfGroundedSam:
+class HfGroundedSam(CaptionStaged):
     """transformers GroundingDINO -> SAM (all boxes in one pass) -> union mask.
 
     Options: ``device`` ("auto"), ``gdino_model`` / ``gdino_revision`` (default
@@ -150,13 +143,6 @@ class HfGroundedSam:
             "precision": self.precision,
         }
 
-    def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
-        caption = gdino_caption(split_prompt(prompt))
-        return [caption] if caption else []
-
-    def raw_floor(self, box_threshold: float) -> float | None:
-        return raw_floor(self.detection_floor, box_threshold)
-
     def detect_batch(
         self, images: list[np.ndarray], queries: list[str], floor: float | None
     ) -> list[Any]:
@@ -223,23 +209,6 @@ class HfGroundedSam:
         labels = [clean_phrase(str(label)) for label in result["text_labels"]]
         return xyxy, scores, labels
 
-    def select(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        raw: dict[str, Any],
-        box_threshold: float,
-        text_threshold: float,
-    ) -> list[Detection]:
-        check_thresholds(box_threshold, text_threshold)
-        queries = self.detection_queries(prompt, text_threshold)
-        if not queries:
-            return []
-        boxes, scores, found = self._select_raw(
-            image, raw[queries[0]], box_threshold, text_threshold
-        )
-        return to_detections(boxes, scores, found) if len(boxes) else []
-
     def encoder_identity(self) -> dict[str, Any] | None:
         return {
             "encoder": "transformers SamModel.get_image_embeddings",
@@ -261,12 +230,6 @@ class HfGroundedSam:
         with torch.no_grad(), autocast(self.device, self.precision):
             embedded = self.sam.get_image_embeddings(pixels)
         return [{"image_embed": embedded[j : j + 1]} for j in range(len(images))]
-
-    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
-        return export_features(features, storage_dtype)
-
-    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
-        return import_features(arrays, self.device, self.precision)
 
     def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
         """SAM's prompt encoder + mask decoder on the stored embedding, all boxes at once."""
@@ -290,13 +253,3 @@ class HfGroundedSam:
             inputs["reshaped_input_sizes"].cpu(),
         )[0]
         return union_masks(masks.numpy(), height, width)
-
-    def segment(
-        self,
-        image: np.ndarray,
-        prompt: str,
-        box_threshold: float = 0.25,
-        text_threshold: float = 0.25,
-    ) -> SegResult:
-        """Mask of the prompt's objects in an HxWx3 uint8 RGB frame (empty prompt -> empty)."""
-        return segment_staged(self, image, prompt, box_threshold, text_threshold)
