@@ -167,6 +167,12 @@ def _label_prompts(clips: list[Any], folder: Path) -> Path:
     return folder
 
 
+def _calls(calls: list[dict[str, Any]], key: str) -> int | None:
+    """Sum of a ``vfm_calls`` count over jobs; None where no job reports it."""
+    found = [int(c[key]) for c in calls if key in c]
+    return sum(found) if found else None
+
+
 def demo_sweep(n_clips: int) -> dict[str, Any]:
     from avsbridge.config import load_config
     from avsbridge.pipeline import dataset_clips
@@ -201,8 +207,14 @@ def demo_sweep(n_clips: int) -> dict[str, Any]:
         "no_cache_s": round(plain_s, 2),
         "cache_s": round(cached_s, 2),
         "ratio": round(plain_s / cached_s, 2),
-        "detector_calls_no_cache": sum(c["detector_calls"] for c in plain_calls),
-        "detector_calls_cache": sum(c["detector_calls"] for c in cached_calls),
+        # an unstaged backend (segment() per frame) counts frames, not detector calls:
+        # every one of its jobs matches every object a frame's prompt names again
+        "staged": all(c.get("staged") for c in plain_calls + cached_calls),
+        "detector_calls_no_cache": _calls(plain_calls, "detector_calls"),
+        "detector_calls_cache": _calls(cached_calls, "detector_calls"),
+        "detector_calls_per_job_cache": [c.get("detector_calls") for c in cached_calls],
+        "unstaged_segment_calls_no_cache": _calls(plain_calls, "segment_calls"),
+        "unstaged_segment_calls_cache": _calls(cached_calls, "segment_calls"),
         "masks_identical": same,
     }
 

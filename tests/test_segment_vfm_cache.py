@@ -33,6 +33,7 @@ from avsbridge.segment.vfm_cache import (
     decode_embedding_entry,
     encode_detection_entry,
     encode_embedding_entry,
+    folder_stats,
     frame_sha256,
 )
 
@@ -237,6 +238,114 @@ def _sweep_job(args: tuple[str, str, str, str, float]) -> dict[str, Any]:
     return read_json(Path(out) / "_summary.json")["vfm_calls"]
 
 
+def test_demo_masks_identical_and_sweep_runs_no_detector(tmp_path: Path) -> None:
+    clip, vocab = _demo_clip(tmp_path)
+    prompts = _prompts(tmp_path / "text_pcfc", clip, ["dog", "", "dog, car", "the dogs"])
+    options = {"vocabulary": str(vocab)}
+    cache = VfmCacheSettings(root=tmp_path / "vfm_cache")
+
+    def run(out: str, thr: float, settings: VfmCacheSettings | None, text: Path = prompts) -> dict:
+        segment_shard([clip], text, "demo-matcher", options, thr, 0.25, tmp_path / out, settings)
+        return read_json(tmp_path / out / "_summary.json")["vfm_calls"]
+
+    plain = run("plain_025", 0.25, None)
+    assert plain["detector_calls"] == 4 and plain["cache"] is None  # dog, dog, car, dog
+    cold = run("cached_025", 0.25, cache)
+    assert cold["detector_calls"] == 4 and cold["cache"]["detections"]["stored"] == 4
+    assert cold["encoder_calls"] == 0  # the matcher has no image encoder
+    assert _mask_bytes(tmp_path / "plain_025") == _mask_bytes(tmp_path / "cached_025")
+    assert _boxes(tmp_path / "plain_025") == _boxes(tmp_path / "cached_025")
+    # a new box threshold: a filter over cached candidates, no template matching at all
+    for thr in (0.0, 0.15, 0.55, 0.75):
+        warm = run(f"cached_{thr}", thr, cache)
+        assert warm["detector_calls"] == 0 and warm["cache"]["detections"]["hits"] == 4
+        run(f"plain_{thr}", thr, None)
+        assert _mask_bytes(tmp_path / f"plain_{thr}") == _mask_bytes(tmp_path / f"cached_{thr}")
+        assert _boxes(tmp_path / f"plain_{thr}") == _boxes(tmp_path / f"cached_{thr}")
+    # threshold 0 keeps the background peaks the others drop: the filter is not a no-op
+    kept = {
+        thr: sum(
+            len(f["detections"])
+            for doc in _boxes(tmp_path / f"cached_{thr}").values()
+            for f in doc["frames"].values()
+        )
+        for thr in (0.0, 0.75)
+    }
+    assert kept[0.0] > kept[0.75] > 0
+    # another strategy whose prompts name the same objects shares the detector calls
+    other = _prompts(tmp_path / "text_fc", clip, ["Dog.", "", "car ; dog", "dog"])
+    shared = run("fc_025", 0.25, cache, text=other)
+    assert shared["detector_calls"] == 0
+    stats = folder_stats(tmp_path / "vfm_cache")
+    assert stats["detections"]["entries"] == 4 and stats["embeddings"]["entries"] == 0
+
+
+def test_demo_corrupt_entry_recomputed_same_masks(tmp_path: Path) -> None:
+    clip, vocab = _demo_clip(tmp_path)
+    prompts = _prompts(tmp_path / "text", clip, ["dog", "car", "dog, car", "dog"])
+    cache = VfmCacheSettings(root=tmp_path / "vfm_cache")
+    args = ([clip], prompts, "demo-matcher", {"vocabulary": str(vocab)}, 0.25, 0.25)
+    segment_shard(*args, tmp_path / "first", cache)
+    entries = sorted((tmp_path / "vfm_cache" / DETECTIONS).glob("*/*.json"))
+    for entry in entries[:2]:  # a candidate added: valid JSON, but not the hashed payload
+        record = json.loads(entry.read_text())
+        record["raw"].append(
+            {
+                "x": 0,
+                "y": 0,
+                "long_side": 64,
+                "sigma": 0.7,
+                "flipped": False,
+                "score": 1.0,
+                "ncc": 1.0,
+                "colour": 1.0,
+                "margin": 0.3,
+            }
+        )
+        entry.write_text(json.dumps(record))
+    segment_shard(*args, tmp_path / "second", cache)
+    calls = read_json(tmp_path / "second" / "_summary.json")["vfm_calls"]
+    assert calls["cache"]["detections"]["corrupt"] == 2 and calls["detector_calls"] == 2
+    assert _mask_bytes(tmp_path / "first") == _mask_bytes(tmp_path / "second")
+    assert _boxes(tmp_path / "first") == _boxes(tmp_path / "second")
+
+
+def test_eight_concurrent_jobs_compute_each_detection_once(tmp_path: Path) -> None:
+    clip, vocab = _demo_clip(tmp_path)
+    text = _prompts(tmp_path / "text", clip, ["dog", "", "dog, car", "car"])
+    doc = {
+        "id": clip.id,
+        "subset": clip.subset,
+        "split": clip.split,
+        "category": clip.category,
+        "frames": [str(f) for f in clip.frames],
+        "audio": None,
+        "masks": list(clip.masks),
+    }
+    thresholds = [0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85]
+    jobs = [
+        (json.dumps(doc), str(text), str(vocab), str(tmp_path / "runs" / f"{t:.2f}"), t)
+        for t in thresholds
+    ]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        calls = pool.map(_sweep_job, jobs)
+    # 4 distinct (frame, object) detections for the whole sweep, whoever computed them
+    assert sum(c["detector_calls"] for c in calls) == 4
+    assert sum(c["cache"]["detections"]["hits"] for c in calls) == 8 * 4 - 4
+    assert not list((tmp_path / "runs" / "vfm_cache").glob("**/.*.tmp"))
+    for thr in (0.25, 0.75):  # and the masks are those of a run without any cache
+        segment_shard(
+            [clip],
+            text,
+            "demo-matcher",
+            {"vocabulary": str(vocab)},
+            thr,
+            0.25,
+            tmp_path / f"p{thr}",
+        )
+        assert _mask_bytes(tmp_path / f"p{thr}") == _mask_bytes(tmp_path / "runs" / f"{thr:.2f}")
+
+
 def test_config_schema_knows_vfm_cache() -> None:
     from avsbridge.config import ConfigError, load_config
 
@@ -256,7 +365,29 @@ def test_cache_keys_carry_the_code_that_computed_them() -> None:
     )
 
 
-# The demo matcher's calibrated scores (rival margins against the other vocabulary objects)
-# are not split into cacheable detector / decoder calls yet: it runs unstaged (segment()),
-# so its masks are those of the old path; the paper backends' staged path is tested in
-# tests/test_segment_vfm_cache_paper.py.
+def test_batches_span_clips_of_a_shard(tmp_path: Path) -> None:
+    clip, vocab = _demo_clip(tmp_path)
+    second = Clip(**{**clip.__dict__, "id": "cat/clip_w", "frames": clip.frames[::-1]})
+    text = _prompts(tmp_path / "text", clip, ["dog", "car", "dog, car", "dog"])
+    _prompts(text, second, ["car", "dog", "", "dog"])
+    options = {"vocabulary": str(vocab)}
+    segment_shard([clip, second], text, "demo-matcher", options, 0.25, 0.25, tmp_path / "one")
+    segment_shard(
+        [clip, second],
+        text,
+        "demo-matcher",
+        {**options, "batch_size": 3},
+        0.25,
+        0.25,
+        tmp_path / "three",
+    )
+    calls = read_json(tmp_path / "three" / "_summary.json")["vfm_calls"]
+    assert calls["frames"] == 8 and calls["batch_size"] == 3
+    # 8 frames in chunks of 3 across the clip boundary: 3 chunks; 8 (frame, object) queries
+    assert calls["detector_calls"] == 8 and calls["detector_batches"] == 4
+    assert _mask_bytes(tmp_path / "one") == _mask_bytes(tmp_path / "three")
+    assert _boxes(tmp_path / "one") == _boxes(tmp_path / "three")
+    assert (
+        read_json(tmp_path / "one" / "_summary.json")["clips"]
+        == read_json(tmp_path / "three" / "_summary.json")["clips"]
+    )

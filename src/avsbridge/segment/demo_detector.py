@@ -19,6 +19,11 @@ GPU or hub weights, so the whole DAG runs offline on 2 cores:
 3. **box -> mask**: OpenCV GrabCut initialised from the box, with the template's
    alpha at the matched place as probable foreground -- a box prompt, like SAM's.
 
+Like the paper backends it is a :class:`~avsbridge.segment.base.StagedSegmenter`:
+step 2 for one (frame, object) is its "detector" call, whose every candidate (score,
+rival margin included) the runner caches before the box threshold, so a Figure 5
+sweep matches each template once; step 3 is its decoder (there is no image encoder).
+
 It only knows the objects in its vocabulary: it is a demo of the pipeline, not an
 open-set detector.
 """
@@ -43,7 +48,7 @@ from avsbridge.segment.base import (
     Detection,
     SegResult,
     check_image,
-    empty_result,
+    segment_staged,
     split_prompt,
 )
 from avsbridge.weights import WeightSource, register_source
@@ -106,6 +111,9 @@ COLOUR_EPS = 0.06
 # GrabCut: pixels deeper inside the matched silhouette than this fraction of the box's
 # long side are definite foreground (measured on the demo: +2 IoU points vs none).
 CORE_EROSION = 0.05
+
+# prompts whose vocabulary objects a matcher remembers (a shard has a few hundred)
+OBJECTS_MEMO_SIZE = 4096
 
 _ARTICLES = {"a", "an", "the", "some", "of", "and", "with", "sound", "sounds"}
 
@@ -299,6 +307,9 @@ class Template:
     weight: np.ndarray  # hxw float32: 1 on the opaque core, 0 elsewhere
     alpha: np.ndarray  # hxw bool, the object's silhouette at this size
     flipped: bool
+    # the TemplateBank key it was built for: a cached candidate names its template by these
+    long_side: int = 0
+    sigma: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -460,6 +471,8 @@ class TemplateBank:
             weight=weight,
             alpha=silhouette,
             flipped=flipped,
+            long_side=long_side,
+            sigma=sigma,
         )
 
 
@@ -602,6 +615,33 @@ def detect(
     coarse hit, sharp templates at fine scale steps in a small window; the best fine
     NCC, calibrated and weighted by colour agreement, becomes the score.
     """
+    return keep_candidates(
+        detect_candidates(frame, bank, settings, rivals), box_threshold, max_detections
+    )
+
+
+def keep_candidates(
+    candidates: Sequence[Candidate], box_threshold: float, max_detections: int
+) -> list[Candidate]:
+    """The box threshold, then the per-object cap, over :func:`detect_candidates`' list.
+
+    Thresholding after NMS (a dropped box never suppresses a kept one) makes this a
+    pure filter of the threshold-free list: what lets the cache answer any threshold.
+    """
+    return [c for c in candidates if c.score >= box_threshold][:max_detections]
+
+
+def detect_candidates(
+    frame: np.ndarray,
+    bank: TemplateBank,
+    settings: SearchSettings = SearchSettings(),  # noqa: B008 - frozen, immutable
+    rivals: Sequence[TemplateBank] = (),
+) -> list[Candidate]:
+    """Every NMS'd, calibrated candidate, best first, before any box threshold.
+
+    The rival margins are part of the score, so they are computed here for every
+    candidate that could pass (``ncc >= RIVAL_MIN_NCC``), whatever the threshold.
+    """
     height, width = frame.shape[:2]
     coarse = _coarse_candidates(frame, bank, settings)
     if not coarse:
@@ -618,8 +658,7 @@ def detect(
             margin = rival_margin(padded, pad, cand, rivals, settings)
             score = box_confidence(cand.ncc, cand.colour, margin)
             refined[i] = dataclasses.replace(cand, margin=margin, score=score)
-    kept = [c for c in non_max_suppression(refined) if c.score >= box_threshold]
-    return kept[:max_detections]
+    return non_max_suppression(refined)
 
 
 # --------------------------------------------------------------------------- box -> mask
@@ -714,6 +753,7 @@ class DemoMatcher:
             self.vocabulary, encoder_factory or (lambda: load_minilm_encoder(self.device))
         )
         self.banks = {name: TemplateBank(obj.rgba) for name, obj in self.vocabulary.items()}
+        self._objects_memo: dict[tuple[str, float], dict[str, str]] = {}
 
     def identity(self) -> dict[str, Any]:
         """Backend, model and vocabulary hashes, and every constant that shapes the output."""
@@ -738,36 +778,154 @@ class DemoMatcher:
 
     def objects_for(self, prompt: str, text_threshold: float) -> dict[str, str]:
         """Vocabulary objects the prompt names, each with the phrase that named it first."""
+        memo_key = (prompt, float(text_threshold))
+        if memo_key in self._objects_memo:  # the runner asks twice per frame (queries, select)
+            return dict(self._objects_memo[memo_key])
         objects: dict[str, str] = {}
         for phrase in split_prompt(prompt):
             for name, _ in self.mapper.map_phrase(phrase, text_threshold):
                 objects.setdefault(name, phrase)
+        if len(self._objects_memo) >= OBJECTS_MEMO_SIZE:
+            self._objects_memo.clear()
+        self._objects_memo[memo_key] = dict(objects)
         return objects
 
     def segment(
         self, image: np.ndarray, prompt: str, box_threshold: float, text_threshold: float
     ) -> SegResult:
         """Union mask (binary float32) of every phrase's kept boxes, and the boxes."""
-        check_image(image)
-        result = empty_result(image)
-        objects = self.objects_for(prompt, text_threshold)
-        if not objects:
-            return result
-        frame = image.astype(np.float32) / 255.0
-        height, width = image.shape[:2]
-        union = np.zeros(image.shape[:2], dtype=bool)
-        for name, phrase in objects.items():
-            rivals = [bank for other, bank in self.banks.items() if other != name]
-            found = detect(
-                frame, self.banks[name], box_threshold, self.max_detections, self.settings, rivals
-            )
-            for cand in found:
-                union |= grabcut_mask(image, cand, iterations=self.grabcut_iterations)
-                result.detections.append(
-                    Detection(box=cand.clipped_box(width, height), score=cand.score, phrase=phrase)
+        return segment_staged(self, image, prompt, box_threshold, text_threshold)
+
+    # --- the staged calls the runner caches (StagedSegmenter): template matching of one
+    # --- object is the "detection", GrabCut on the kept boxes the decoder; no image encoder
+
+    def detector_identity(self) -> dict[str, Any]:
+        """What shapes the raw candidates: the renders (rivals too), calibration, search.
+
+        Not the thresholds, ``max_detections`` or GrabCut: those act after the cache.
+        """
+        return {
+            "backend": self.name,
+            "detector": "masked multi-scale template matching, rival margins",
+            "vocabulary": {name: obj.file_sha256 for name, obj in sorted(self.vocabulary.items())},
+            "ncc_calibration": [NCC_AT_ZERO, NCC_AT_ONE],
+            "box_calibration": list(BOX_CALIBRATION),
+            "rival_margin": [RIVAL_MIN_NCC, RIVAL_MARGIN_CAP],
+            "search": asdict(self.settings),
+            "colour_check": [COLOUR_LOG_GAIN_OK, COLOUR_LOG_GAIN_FADE, COLOUR_EPS],
+        }
+
+    def detection_queries(self, prompt: str, text_threshold: float) -> list[str]:
+        """The vocabulary objects the prompt names (text threshold applied): one search each."""
+        return list(self.objects_for(prompt, text_threshold))
+
+    def raw_floor(self, box_threshold: float) -> float | None:
+        """None: every NMS'd candidate is kept (at most ``coarse_candidates`` per object)."""
+        return None
+
+    def detect_batch(
+        self, images: list[np.ndarray], queries: list[str], floor: float | None = None
+    ) -> list[Any]:
+        """Every candidate of each (frame, object), best first, before the box threshold.
+
+        A candidate is its placement, its template's bank key and its calibrated score
+        with the numbers it came from (NCC, colour agreement, rival margin): plain JSON.
+        """
+        raws: list[Any] = []
+        for image, name in zip(images, queries, strict=True):
+            check_image(image)
+            if name not in self.banks:
+                raise ValueError(
+                    f"{name!r} is not an object of the vocabulary {self.vocabulary_dir}"
                 )
-        result.mask = union.astype(np.float32)
-        return result
+            rivals = [bank for other, bank in self.banks.items() if other != name]
+            frame = image.astype(np.float32) / 255.0
+            found = detect_candidates(frame, self.banks[name], self.settings, rivals)
+            raws.append(
+                [
+                    {
+                        "x": int(c.x),
+                        "y": int(c.y),
+                        "long_side": int(c.template.long_side),
+                        "sigma": float(c.template.sigma),
+                        "flipped": bool(c.template.flipped),
+                        "score": float(c.score),
+                        "ncc": float(c.ncc),
+                        "colour": float(c.colour),
+                        "margin": float(c.margin),
+                    }
+                    for c in found
+                    if floor is None or c.score >= floor
+                ]
+            )
+        return raws
+
+    def _candidate(self, name: str, raw: dict[str, Any]) -> Candidate:
+        """A raw candidate back as the Candidate it was (its template from the bank)."""
+        try:
+            template = self.banks[name].get(
+                int(raw["long_side"]), float(raw["sigma"]), bool(raw["flipped"])
+            )
+            candidate = Candidate(
+                x=int(raw["x"]),
+                y=int(raw["y"]),
+                template=template,  # type: ignore[arg-type] - None checked below
+                score=float(raw["score"]),
+                ncc=float(raw["ncc"]),
+                colour=float(raw["colour"]),
+                margin=float(raw["margin"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"raw candidate of {name!r} is malformed ({exc}): {raw}") from None
+        if template is None:
+            raise ValueError(f"raw candidate of {name!r} names no template: {raw}")
+        return candidate
+
+    def select(
+        self,
+        image: np.ndarray,
+        prompt: str,
+        raw: dict[str, Any],
+        box_threshold: float,
+        text_threshold: float,
+    ) -> list[Detection]:
+        """Each named object's candidates >= box threshold, at most ``max_detections`` each."""
+        height, width = image.shape[:2]
+        detections: list[Detection] = []
+        for name, phrase in self.objects_for(prompt, text_threshold).items():
+            candidates = [self._candidate(name, r) for r in raw[name]]
+            for cand in keep_candidates(candidates, box_threshold, self.max_detections):
+                detections.append(
+                    Detection(
+                        box=cand.clipped_box(width, height),
+                        score=cand.score,
+                        phrase=phrase,
+                        source=cand,
+                    )
+                )
+        return detections
+
+    def encoder_identity(self) -> dict[str, Any] | None:
+        """None: template matching has no image encoder (nothing to embed or cache)."""
+        return None
+
+    def encode_batch(self, images: list[np.ndarray]) -> list[Any]:
+        return [None for _ in images]
+
+    def export_features(self, features: Any, storage_dtype: str) -> dict[str, tuple[str, Any]]:
+        return {}
+
+    def import_features(self, arrays: dict[str, tuple[str, Any]]) -> Any:
+        return None
+
+    def decode(self, image: np.ndarray, features: Any, detections: list[Detection]) -> np.ndarray:
+        """GrabCut of every kept box, seeded by its matched template, as one union."""
+        union = np.zeros(image.shape[:2], dtype=bool)
+        for det in detections:
+            if not isinstance(det.source, Candidate):
+                raise ValueError(f"{self.name} decodes its own detections only, got {det}")
+            union |= grabcut_mask(image, det.source, iterations=self.grabcut_iterations)
+        return union.astype(np.float32)
 
 
 SEGMENTERS.register(BACKEND_NAME, mem_mb=1500)(DemoMatcher)
