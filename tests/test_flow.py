@@ -378,3 +378,55 @@ def test_perceiver_loads_save_pretrained_folder_and_tiles(tmp_path: Path) -> Non
         load_flow_backend(
             "perceiver", {"model_path": str(folder), "min_overlap": 20, "device": "cpu"}
         )
+
+
+# --- audit: a flow mask back to its frames ---------------------------------------------------
+
+
+def test_audit_walks_a_flow_mask_back_to_its_frames_and_gt(tmp_path: Path, monkeypatch) -> None:
+    """A training-split shard: audit finds every frame and the GT its M_Pre read, and
+    names a frame whose bytes changed since the job ran."""
+    import shutil
+
+    from avsbridge.config import load_config
+    from avsbridge.flow.job import flow_stage
+    from avsbridge.provenance.audit import audit_artifacts
+    from avsbridge.stages import JobContext
+
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config()
+    train = config["datasets"]["s4_train"]
+    media = tmp_path / "demo"  # a private copy: the test edits a frame below
+    shutil.copytree(repo / train["root"], media)
+    config["datasets"] = {"s4_train": {**train, "root": str(media), "shard_size": 1, "limit": 1}}
+    config["backends"]["flow"] = {"name": "opencv"}
+    monkeypatch.chdir(repo)
+    out = tmp_path / "flow" / "s4_train" / "opencv" / "s0000"
+    ctx = JobContext(
+        config=config,
+        wildcards={"dataset": "s4_train", "shard": "s0000"},
+        input={},
+        output=out,
+        params={"flow": {"previews": False}},
+        log=None,
+    )
+    flow_stage(ctx)
+    result = audit_artifacts([out], repo)
+    assert result.problems == []
+    assert result.nodes[str(out)].rule == "flow"
+    pixels = sorted(n.path for n in result.nodes.values() if n.family == "frame")
+    (clip_id,) = read_summary_clips(out)
+    frames = [p for p in pixels if "/visual_frames/" in p]
+    gt = [p for p in pixels if "/gt_masks/" in p]
+    assert len(frames) == 5 and all(clip_id.split("/")[-1] in f for f in frames)
+    assert len(gt) == 1 and gt[0].endswith("_1.png")  # S4 train GT: frame 1 only (M_Pre)
+    Path(frames[2]).write_bytes(Path(frames[2]).read_bytes() + b"\0")
+    problems = audit_artifacts([out], repo).problems
+    assert [(p.kind, p.cause) for p in problems] == [("stale", "input")], problems
+    assert Path(frames[2]).name in problems[0].detail
+
+
+def read_summary_clips(out: Path) -> list[str]:
+    import json
+
+    return list(json.loads((out / "_summary.json").read_text())["clips"])
