@@ -55,8 +55,28 @@ def test_strategy_variant_names_only_the_models_it_uses(demo):
     assert "ris=asda:demo-matcher" in v.describe(demo)
 
 
-def test_empty_cells_say_why(demo):
+def test_inversion_cell_runs_the_matcher_on_the_audio_records(demo, monkeypatch):
+    c = _baav_cell(demo, "Inversion", "is3_ciou")
+    assert isinstance(c.variant, ZeroShotVariant) and c.reason == ""
+    assert c.variant.matcher == "minilm" and c.variant.image_model == "none"
+    assert "zeroshot_image" not in c.variant.stages  # never runs the image captioner
+    assert paths.variant_path(demo, "zeroshot_query", c.variant, shard="s0000") == (
+        "results/demo/zs_query/is3/yamnet-clip/none/minilm/inversion/s0000"
+    )
+    # it reads the same audio records as classification (zeroshot_audio runs once)
+    cls = _baav_cell(demo, "Classification", "is3_ciou").variant
+    assert paths.variant_path(demo, "zeroshot_audio", c.variant, shard="s0000") == (
+        paths.variant_path(demo, "zeroshot_audio", cls, shard="s0000")
+    )
+    no_match = {**demo, "backends": {**demo["backends"], "zs_match": None}}
+    assert "no backends.zs_match" in _baav_cell(no_match, "Inversion", "is3_j").reason
+    from avsbridge.zeroshot_query.minilm import MiniLMMatcher
+
+    monkeypatch.setattr(MiniLMMatcher, "can_invert", False)
     assert "cannot invert audio" in _baav_cell(demo, "Inversion", "is3_ciou").reason
+
+
+def test_empty_cells_say_why(demo):
     assert "backends.ris.etris" in _baav_cell(demo, "ETRIS", "is3_ciou").reason
     assert "not part of profile" in _baav_cell(demo, "VCap+ACls", "vpo_ss_j").reason
     wrong = _baav_cell(demo, "VCap+ACls", "is3_j", protocol="zeroshot-sslalign")

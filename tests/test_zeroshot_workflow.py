@@ -102,11 +102,11 @@ def built(tmp_path_factory):
 
 def test_audio_and_image_models_run_once_per_shard(built):
     *_, plan = built
-    # 4 runnable strategies x 2 datasets share 2 audio and 2 image jobs (one shard each)
+    # 5 strategies x 2 datasets share 2 audio and 2 image jobs (one shard each)
     assert plan["zeroshot_audio"] == 2
     assert plan["zeroshot_image"] == 2
-    assert plan["zeroshot_query"] == 8 and plan["ris"] == 8
-    assert plan["evaluate_zeroshot"] == 8
+    assert plan["zeroshot_query"] == 10 and plan["ris"] == 10
+    assert plan["evaluate_zeroshot"] == 10
 
 
 def test_table1_fills_every_runnable_strategy(built):
@@ -122,14 +122,20 @@ def test_table1_fills_every_runnable_strategy(built):
         "VCap+ACls",
         "ACap+VCls",
     }
-    for method in ("Classification", "Captioning", "VCap+ACls", "ACap+VCls"):
+    for method in ("Classification", "Captioning", "Inversion", "VCap+ACls", "ACap+VCls"):
         row = reproduced[method]
         for col in ("is3_ciou", "is3_auc", "is3_miou", "is3_fscore", "is3_j", "is3_f", "s4_j"):
             assert row[col] != "", (method, col, row["note"])
             assert 0 <= float(row[col]) <= 100
         assert row["vpo_ss_ciou"] == "" and "vpo_ss" in row["note"]
-    inversion = reproduced["Inversion"]
-    assert inversion["is3_ciou"] == "" and "cannot invert audio" in inversion["note"]
+    inv = json.loads(
+        (
+            tmp
+            / "results/zs_query/is3/yamnet-clip/none/minilm/inversion/s0000"
+            / "demo_is3_000_piano.json"
+        ).read_text()
+    )
+    assert {"target", "pseudo_words", "loss_curve", "query_cosine", "query"} <= set(inv)
     metrics = json.loads(
         (tmp / "results/zs_metrics/is3/yamnet-clip/coco-ssd/minilm/vcap_acls/asda.json").read_text()
     )

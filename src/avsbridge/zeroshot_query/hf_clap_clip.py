@@ -5,6 +5,13 @@ sample's whole wav (BAaV: msclap 2023 ``compute_similarity``, nouns as they are)
 (not in BAaV's code): each phrase as "a photo of {phrase}" against the CLIP image
 embedding. Cosine similarities; each side loads on first use, so VCap+ACls never loads
 CLIP. ``clap_model`` / ``clip_model``: hub ids (pinned revisions) or local folders.
+
+Inversion: BAaV's CLAP was trained against the RIS model's frozen CLIP text encoder, so its
+pseudo-word embeddings could be injected into the RIS model; that CLAP is not released. Here
+the pseudo-words are optimised through the released CLAP's own frozen text encoder (RoBERTa
++ projection: the space its audio embedding lives in) towards the CLAP audio embedding of
+the whole wav, and discretised to CLAP's whole-word vocabulary (:mod:`.inversion`); the RIS
+model reads those words as its query, through its own text encoder.
 """
 
 from __future__ import annotations
@@ -15,6 +22,14 @@ import numpy as np
 
 from avsbridge.backends import resolve_device
 from avsbridge.zeroshot_query import MATCHERS
+from avsbridge.zeroshot_query.inversion import (
+    InversionSettings,
+    clap_text_encoder,
+    embedding_digest,
+    invert,
+    memo_key,
+    word_vocabulary,
+)
 
 DEFAULT_CLAP = "laion/clap-htsat-unfused"
 DEFAULT_CLIP = "openai/clip-vit-base-patch16"
@@ -23,7 +38,7 @@ CLIP_TEMPLATE = "a photo of {}"
 
 class ClapClipMatcher:
     name = "clap-clip"
-    can_invert = False
+    can_invert = True
 
     def __init__(
         self,
@@ -40,6 +55,8 @@ class ClapClipMatcher:
         self._specs = {"clap": (clap_model, clap_revision), "clip": (clip_model, clip_revision)}
         self._loaded: dict[str, tuple[Any, Any]] = {}
         self._refs: dict[str, Any] = {}
+        self._inversion: tuple[Any, Any] | None = None  # (encoder, vocabulary)
+        self._runs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _load(self, side: str) -> tuple[Any, Any]:
         if side not in self._loaded:
@@ -66,6 +83,11 @@ class ClapClipMatcher:
             "clap": self._refs.get("clap", {"id": self._specs["clap"][0]}),
             "clip": self._refs.get("clip", {"id": self._specs["clip"][0]}),
             "clip_template": CLIP_TEMPLATE,
+            "inversion": (
+                "pseudo-words optimised through CLAP's own frozen text encoder towards the CLAP"
+                " audio embedding (BAaV: CLAP trained with the RIS model's frozen CLIP text"
+                " encoder, not released), discretised to CLAP's whole-word vocabulary"
+            ),
         }
 
     @staticmethod
@@ -74,7 +96,8 @@ class ClapClipMatcher:
         b = b / b.norm(dim=-1, keepdim=True)
         return [float(v) for v in (b @ a[0]).cpu().numpy()]
 
-    def score_audio(self, phrases: list[str], audio: dict[str, Any], sample: Any) -> list[float]:
+    def _audio_embedding(self, sample: Any) -> Any:
+        """CLAP audio embedding of the sample's whole wav (1 x D), resampled to CLAP's rate."""
         from avsbridge.data.audio import resample
         from avsbridge.io import read_wav
 
@@ -86,10 +109,37 @@ class ClapClipMatcher:
             a = processor(
                 audio=[np.asarray(wav, np.float32)], sampling_rate=rate, return_tensors="pt"
             )
-            audio_emb = model.get_audio_features(**a.to(self.device))
+            return _tensor(model.get_audio_features(**a.to(self.device)))
+
+    def score_audio(self, phrases: list[str], audio: dict[str, Any], sample: Any) -> list[float]:
+        model, processor = self._load("clap")
+        audio_emb = self._audio_embedding(sample)
+        with self._torch.no_grad():
             t = processor(text=phrases, return_tensors="pt", padding=True).to(self.device)
             text_emb = model.get_text_features(**t)
-        return self._cos(_tensor(audio_emb), _tensor(text_emb))
+        return self._cos(audio_emb, _tensor(text_emb))
+
+    def invert(
+        self, sample: Any, audio: dict[str, Any] | None, settings: InversionSettings
+    ) -> dict[str, Any]:
+        """The CLAP audio embedding inverted through CLAP's frozen text encoder (module doc)."""
+        model, processor = self._load("clap")
+        if self._inversion is None:
+            encoder = clap_text_encoder(model, processor.tokenizer, "clap")
+            self._inversion = (encoder, word_vocabulary(processor.tokenizer))
+        encoder, vocabulary = self._inversion
+        target = self._audio_embedding(sample)[0].detach().cpu().numpy().astype(np.float32)
+        key = memo_key(target, settings)
+        if key not in self._runs:  # frames of one clip share its wav
+            self._torch.manual_seed(settings.seed)
+            self._runs[key] = invert(encoder, target, settings, vocabulary)
+        run = self._runs[key]
+        return {
+            "target": embedding_digest(target),
+            "target_source": {"about": "CLAP audio embedding of the whole wav"},
+            "settings": settings.to_dict(),
+            **run,
+        }
 
     def score_image(self, phrases: list[str], image: dict[str, Any], sample: Any) -> list[float]:
         from PIL import Image

@@ -26,6 +26,11 @@ class Strategy:
     needs_image: bool = False
     about: str = ""
 
+    @property
+    def uses_matcher(self) -> bool:
+        """Whether the matcher (CLAP / CLIP's role) runs: to verify, or to invert the audio."""
+        return self.verify is not None or self.source == "audio_embedding"
+
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
