@@ -242,3 +242,29 @@ def test_ast_clip_classifies_the_whole_file(tmp_path, sample):
     assert out["top_class"] in labels[:3] and out["n_windows"] == 1
     assert [t["label"] for t in out["tags"]][:1] and out["caption"]
     assert analyser.analyse(sample.audio) == out
+
+
+def test_hub_ids_load_at_their_pinned_commits(tmp_path: Path, monkeypatch) -> None:
+    """A default hub id with no ``revision`` asks the hub cache for its pinned commit (never
+    a moving ``main``); an explicit revision wins; an unknown id keeps what it was given."""
+    import avsbridge.backends as backends
+    from avsbridge.zeroshot import hf
+
+    asked: list[tuple[str, str | None]] = []
+
+    def snapshot(model_id: str, revision: str | None, **_: object) -> Path:
+        asked.append((model_id, revision))
+        folder = tmp_path / model_id.replace("/", "--") / str(revision)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text("{}")
+        return folder
+
+    monkeypatch.setattr(backends, "hf_snapshot_dir", snapshot)
+    for model_id, commit in hf.PINNED_REVISIONS.items():
+        assert len(commit) == 40 and int(commit, 16) >= 0
+        _, ref = hf.model_folder(model_id, None)
+        assert ref["revision"] == commit and asked[-1] == (model_id, commit)
+    _, ref = hf.model_folder("laion/clap-htsat-unfused", "0" * 40)
+    assert ref["revision"] == "0" * 40
+    _, ref = hf.model_folder("someone/other-model", None)
+    assert ref["revision"] is None

@@ -19,7 +19,6 @@ from avsbridge.io import ArtifactError
 from avsbridge.ris import RIS_MODELS
 
 DEFAULT_MODEL = "CIDAS/clipseg-rd64-refined"
-DEFAULT_REVISION: str | None = None  # set backends.ris.<role>.options.revision to a commit
 INPUT_SIZE = 352  # CLIPSeg's training resolution
 
 
@@ -29,7 +28,7 @@ class CLIPSegRIS:
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
-        revision: str | None = DEFAULT_REVISION,
+        revision: str | None = None,
         device: str = "auto",
         size: int = INPUT_SIZE,
     ) -> None:
@@ -38,8 +37,11 @@ class CLIPSegRIS:
 
         self._torch = torch
         self.device = resolve_device(device)
+        from avsbridge.zeroshot.hf import pinned_revision
+
         path = Path(model).expanduser()
         local = path.is_dir()
+        revision = None if local else pinned_revision(model, revision)
         kwargs: dict[str, Any] = {} if local else {"revision": revision}
         try:
             self.processor = CLIPSegProcessor.from_pretrained(
