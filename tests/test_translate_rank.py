@@ -261,14 +261,24 @@ def test_several_names_reach_the_prompt(tiny_llama: Path, tmp_path: Path) -> Non
         "model_path": str(tiny_llama),
         "decoding": "rank",
         "candidates": str(_names(tmp_path, ["dog", "car", "engine"])),
-        "max_names": 3,  # top 3 (no ratio): every named frame holds 3 distinct names
+        "silence_candidate": None,  # the random model would answer "none" everywhere
     }
-    translate_shard({"cap": alm}, ["c"], "local", options, "fc", tmp_path / "k", tmp_path / "o")
+    cache = tmp_path / "cache"
+    translate_shard({"cap": alm}, ["c"], "local", options, "fc", cache, tmp_path / "one")
+    single = read_json(tmp_path / "one" / "c.json")["prompts"]
+    assert all("," not in p for p in single)
+    # top 3 (no ratio): every named frame holds 3 distinct names; a new rule is a new
+    # request (a second cache entry), never the single-name answer replayed
+    options["max_names"] = 3
+    translate_shard({"cap": alm}, ["c"], "local", options, "fc", cache, tmp_path / "o")
+    assert len(list(cache.glob("*/*.json"))) == 2
     record = read_json(tmp_path / "o" / "c.json")
     assert record["fallback_frames"] == []
-    for prompt in record["prompts"]:
+    assert all(record["prompts"]) and all(single)
+    for prompt, before in zip(record["prompts"], single, strict=True):
         parts = prompt.split(", ") if prompt else []
         assert parts == [] or (len(parts) == 3 and set(parts) == {"dog", "car", "engine"})
+        assert parts[:1] == ([before] if before else [])  # the best name leads, as before
     assert record["backend"]["decoding"]["select"]["max_names"] == 3
 
 
