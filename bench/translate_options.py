@@ -16,7 +16,8 @@ reads the same scores), and masks are reused per (clip, prompts).
 Rules are ``NAME=JSON`` (``--rule single='{}'``, ``--rule r05k3='{"max_names": 3,
 "name_ratio": 0.5}'``); without ``--rule`` a small built-in grid runs. The rule options
 are the local backend's ``max_names`` / ``name_ratio`` / ``min_name_prob``.
-Fit rules on ``--splits train,val`` (the demo's train/val clips), never on test.
+Fit rules on ``--splits train+val`` (the demo's train and val clips as one set, as the
+matcher calibration was fitted), never on test.
 """
 
 from __future__ import annotations
@@ -106,14 +107,24 @@ def _config_for(split: str) -> dict[str, Any]:
     return config
 
 
+def split_clips(dataset: str, split: str) -> list[Any]:
+    """Clips of ``split``; ``train+val`` is the union (the fit set), in metadata order."""
+    from avsbridge.pipeline import dataset_clips
+
+    return [c for part in split.split("+") for c in dataset_clips(_config_for(part), dataset)]
+
+
 def _alm_dirs(
-    config: dict[str, Any], dataset: str, split: str, prompts: list[str], work: Path
+    config: dict[str, Any],
+    dataset: str,
+    split: str,
+    clips: list[Any],
+    prompts: list[str],
+    work: Path,
 ) -> dict[str, Path]:
     from avsbridge.audio_text.run import describe_shard
-    from avsbridge.pipeline import dataset_clips
     from avsbridge.stages import backend_spec
 
-    clips = dataset_clips(config, dataset)
     backend = backend_spec(config, "audio_text", dataset=dataset)
     dirs: dict[str, Path] = {}
     for prompt in prompts:
@@ -156,13 +167,13 @@ def run_variant(
     from avsbridge.io import read_json
     from avsbridge.metrics.avsbench import score_avsbench
     from avsbridge.metrics.evaluate import read_clip_frames
-    from avsbridge.pipeline import dataset_clips, object_mask_reader
+    from avsbridge.pipeline import object_mask_reader
     from avsbridge.stages import backend_spec
     from avsbridge.translate.run import translate_shard
 
     t0 = time.monotonic()
-    clips = dataset_clips(config, dataset)
-    alm_dirs = _alm_dirs(config, dataset, split, STRATEGY_PROMPTS[strategy], work)
+    clips = split_clips(dataset, split)
+    alm_dirs = _alm_dirs(config, dataset, split, clips, STRATEGY_PROMPTS[strategy], work)
     if rule is None:
         backend, options = "none", {}
     else:
@@ -206,11 +217,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", default="s4,ms3")
-    parser.add_argument("--splits", default="test", help="comma-separated: test | train | val")
+    parser.add_argument(
+        "--splits", default="test", help="comma-separated: test | train | val | train+val"
+    )
     parser.add_argument("--strategies", default="pcfc", help="comma-separated translate strategies")
     parser.add_argument("--rule", action="append", default=[], metavar="NAME=JSON")
     parser.add_argument("--no-wo-llm", action="store_true", help="skip the w/o LLM row")
-    parser.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "translate_options")
+    parser.add_argument(
+        "--workdir", type=Path, default=REPO / "bench" / "out" / "translate_options"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -228,7 +243,7 @@ def main() -> None:
     store.install()
     rows = []
     for split in args.splits.split(","):
-        config = _config_for(split)
+        config = _config_for(split.split("+")[0])
         for dataset in args.datasets.split(","):
             for strategy in args.strategies.split(","):
                 for name, rule in rules.items():

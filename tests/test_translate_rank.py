@@ -309,3 +309,15 @@ def test_smollm2_rank_names_the_sounding_object() -> None:
         request = build_requests("pc", [[t] for t in frame_texts])[0]
         answers = parse_answers(backend.complete(request.system, request.user).text, 1)
         assert answers == [expected]
+
+
+def test_demo_profile_names_several_objects_per_frame() -> None:
+    """The demo's ranking options are valid and allow MS3's several sounding objects."""
+    from avsbridge.config import load_config
+    from avsbridge.stages import backend_spec
+
+    options = backend_spec(load_config(), "translate", "local")["options"]
+    rule = NameSelection.from_options(
+        options.get("max_names", 1), options.get("name_ratio"), options.get("min_name_prob")
+    )
+    assert options["decoding"] == "rank" and rule.max_names > 1 and rule.name_ratio is not None
