@@ -173,13 +173,16 @@ def run_variant(
 
     t0 = time.monotonic()
     clips = split_clips(dataset, split)
-    alm_dirs = _alm_dirs(config, dataset, split, clips, STRATEGY_PROMPTS[strategy], work)
+    label = strategy
+    strategy, _, prompt = strategy.partition("@")  # none@soundof: Table 3's soundof row
+    prompts = [prompt] if prompt else STRATEGY_PROMPTS[strategy]
+    alm_dirs = _alm_dirs(config, dataset, split, clips, prompts, work)
     if rule is None:
         backend, options = "none", {}
     else:
         spec = backend_spec(config, "translate", "local", dataset)
         backend, options = spec["name"], {**spec["options"], **rule}
-    text_dir = work / "text" / f"{dataset}_{split}" / strategy / rule_name
+    text_dir = work / "text" / f"{dataset}_{split}" / label / rule_name
     translate_shard(
         alm_dirs, [c.slug for c in clips], backend, options, strategy, work / "llm_cache", text_dir
     )
@@ -199,7 +202,7 @@ def run_variant(
     return {
         "dataset": dataset,
         "split": split,
-        "strategy": strategy,
+        "strategy": label,
         "rule": rule_name,
         "options": rule,
         "clips": len(clips),
@@ -220,7 +223,12 @@ def main() -> None:
     parser.add_argument(
         "--splits", default="test", help="comma-separated: test | train | val | train+val"
     )
-    parser.add_argument("--strategies", default="pcfc", help="comma-separated translate strategies")
+    parser.add_argument(
+        "--strategies",
+        default="pcfc",
+        help="comma-separated translate strategies; STRATEGY@PROMPT picks the ALM prompt of a "
+        "one-prompt strategy (none@soundof, none@metadata: Table 3's rows; default caption)",
+    )
     parser.add_argument("--rule", action="append", default=[], metavar="NAME=JSON")
     parser.add_argument("--no-wo-llm", action="store_true", help="skip the w/o LLM row")
     parser.add_argument(
