@@ -11,11 +11,14 @@ served entirely from the cache never pays the load time.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,14 @@ class LocalTranslator:
     like grammar-constrained decoding on llama.cpp / vLLM servers. Off by default, so a
     capable model answers freely as an API model would; it is part of the identity,
     hence of every cache key.
+
+    ``decoding: "rank"`` (``candidates``, ``calibrate``: see :meth:`_complete_ranked`)
+    answers each frame with candidate names. ``max_names`` / ``name_ratio`` /
+    ``min_name_prob`` say how many (:class:`NameSelection`): one by default; several
+    sounding objects (MS3) need a rule that keeps the rivals the evidence supports,
+    e.g. ``max_names: 3, name_ratio: 0.25`` keeps up to 3 names whose calibrated
+    probability is at least a quarter of the best one's. A multi-name rule is part of
+    the identity (so of every cache key); the single-name rule leaves it as before.
     """
 
     passthrough = False
@@ -119,6 +130,9 @@ class LocalTranslator:
         candidates: str | os.PathLike[str] | None = None,
         silence_candidate: str | None = SILENCE_CANDIDATE,
         calibrate: bool = False,
+        max_names: int = 1,
+        name_ratio: float | None = None,
+        min_name_prob: float | None = None,
     ) -> None:
         if model_path is None:
             if gguf_file is not None:
@@ -161,6 +175,12 @@ class LocalTranslator:
         elif candidates is not None:
             raise ValueError("local backend: 'candidates' only applies to decoding 'rank'")
         self.calibrate = bool(calibrate)
+        self.selection = NameSelection.from_options(max_names, name_ratio, min_name_prob)
+        if decoding != "rank" and self.selection != NameSelection():
+            raise ValueError(
+                "local backend: 'max_names', 'name_ratio' and 'min_name_prob' only apply to "
+                "decoding 'rank'"
+            )
         self._priors: dict[tuple[str, int, int], Any] = {}
         self._model: Any = None
         self._tokenizer: Any = None
@@ -184,6 +204,8 @@ class LocalTranslator:
                 "calibrate": "content_free_prior" if self.calibrate else None,
                 "scaffold": RANK_SCAFFOLD,
                 "candidates": list(self.candidates),
+                # only a multi-name rule joins the key: single-name entries stay valid
+                **self.selection.identity(),
             }
         decoding: dict[str, Any] = {"do_sample": False, "max_new_tokens": self.max_new_tokens}
         if self.answer_scaffold:
@@ -388,7 +410,7 @@ class LocalTranslator:
         )
 
     def _complete_ranked(self, system: str, user: str) -> Completion:
-        """One ``<answer>`` per frame block, each the candidate the model finds likeliest.
+        """One ``<answer>`` per frame block: the candidate(s) the model finds likeliest.
 
         Constrained decoding by ranking. After the (verbatim) system and user
         messages the backend writes, in the assistant turn, a sentence that restates
@@ -396,7 +418,8 @@ class LocalTranslator:
         the model scores every candidate as its continuation (" a dog.", " an
         ambulance.", " nothing." for silence: summed token log-probabilities, so the
         full stop makes a name's prefix pay for stopping early). The best candidate
-        becomes the frame's ``<answer>``. A frame-consistent call still shows the
+        becomes the frame's ``<answer>``, with the rivals :class:`NameSelection` keeps
+        (several sounding objects, MS3). A frame-consistent call still shows the
         model every frame in the user message. Small models answer in natural
         language far better than inside tags, and restating the evidence puts it
         where the answer is scored. With ``calibrate`` each score is taken relative
@@ -404,28 +427,41 @@ class LocalTranslator:
         frames, nothing heard): small models otherwise prefer whatever names they
         like a priori ("surface form competition", Holtzman et al. 2021).
         """
-        import torch
-
         t0 = time.monotonic()
-        if not getattr(self._tokenizer, "chat_template", None):
-            raise TranslatorError("decoding 'rank' needs a tokenizer with a chat template")
-        evidence = frame_evidence(user) or [_clean_evidence(user)]
-        base = self._chat_text(system, user)
-        scorer = _PrefixScorer(self._model, self._tokenizer, self._device, self._continuations())
-        answers: list[str] = []
-        prompt_tokens = 0
-        for i, heard in enumerate(evidence):
-            scores = scorer.score(base + RANK_SCAFFOLD.format(frame=i, evidence=heard))
-            prompt_tokens = max(prompt_tokens, scorer.n_fed)
-            if self.calibrate:
-                scores = scores - self._content_free_prior(system, len(evidence), i)
-            answers.append(f"<answer>{self.candidates[int(torch.argmax(scores))]}</answer>")
+        scores, prompt_tokens = self._frame_scores(system, user)
+        answers = [
+            f"<answer>{', '.join(self.selection.select(self.candidates, row))}</answer>"
+            for row in scores
+        ]
         return Completion(
             text="\n".join(answers),
             prompt_tokens=prompt_tokens,
             completion_tokens=len(answers),
             latency_s=time.monotonic() - t0,
         )
+
+    def _frame_scores(self, system: str, user: str) -> tuple[list[list[float]], int]:
+        """Per frame block, every candidate's (calibrated) score; and the tokens fed.
+
+        Kept apart from the name selection so the rule applies to plain numbers
+        (unit-tested on hand-made vectors; bench/translate_options.py reuses scores).
+        """
+        if self._model is None:
+            self._load()
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise TranslatorError("decoding 'rank' needs a tokenizer with a chat template")
+        evidence = frame_evidence(user) or [_clean_evidence(user)]
+        base = self._chat_text(system, user)
+        scorer = _PrefixScorer(self._model, self._tokenizer, self._device, self._continuations())
+        rows: list[list[float]] = []
+        prompt_tokens = 0
+        for i, heard in enumerate(evidence):
+            scores = scorer.score(base + RANK_SCAFFOLD.format(frame=i, evidence=heard))
+            prompt_tokens = max(prompt_tokens, scorer.n_fed)
+            if self.calibrate:
+                scores = scores - self._content_free_prior(system, len(evidence), i)
+            rows.append([float(v) for v in scores])
+        return rows, prompt_tokens
 
     def _continuations(self) -> tuple[str, ...]:
         """How each candidate continues the scaffold sentence (article, name, full stop)."""
@@ -452,6 +488,94 @@ class LocalTranslator:
                 prefix + RANK_SCAFFOLD.format(frame=frame, evidence=CONTENT_FREE_EVIDENCE)
             )
         return self._priors[key]
+
+
+@dataclass(frozen=True)
+class NameSelection:
+    """Which ranked candidates become a frame's answer (``decoding: rank``).
+
+    The scores of one frame become probabilities over the candidates (softmax; with
+    ``calibrate`` the calibrated scores, i.e. contextual calibration's p / p_content-free,
+    renormalised). The best candidate is always kept; if it is ``none`` the frame is
+    silent, as with one name. Up to ``max_names`` names are kept in rank order: a rival
+    joins when its probability is at least ``name_ratio`` x the best one's (if set) and
+    at least ``min_name_prob`` (if set); ``none`` never joins as a rival. With neither
+    set, ``max_names`` keeps the top k. ``max_names: 1`` (the default) is the
+    single-name rule, and leaves the backend identity (hence the cache keys) as before.
+    """
+
+    max_names: int = 1
+    name_ratio: float | None = None
+    min_name_prob: float | None = None
+
+    @classmethod
+    def from_options(
+        cls, max_names: Any = 1, name_ratio: Any = None, min_name_prob: Any = None
+    ) -> NameSelection:
+        """Checked backend options; a bad value names its option key."""
+        if isinstance(max_names, bool) or not isinstance(max_names, int) or max_names < 1:
+            raise ValueError(
+                f"local backend option 'max_names' must be an integer >= 1, got {max_names!r}"
+            )
+        ratio = _probability_option("name_ratio", name_ratio, low_open=True, high_closed=True)
+        floor = _probability_option(
+            "min_name_prob", min_name_prob, low_open=False, high_closed=False
+        )
+        return cls(max_names, ratio, floor)
+
+    def identity(self) -> dict[str, Any]:
+        if self.max_names == 1:
+            return {}
+        return {
+            "select": {
+                "max_names": self.max_names,
+                "name_ratio": self.name_ratio,
+                "min_name_prob": self.min_name_prob,
+                "prob": "softmax(score)",
+            }
+        }
+
+    def select(self, candidates: Sequence[str], scores: Sequence[float]) -> list[str]:
+        """The kept candidate names of one frame, best first (``[none]`` = silence)."""
+        if len(candidates) != len(scores) or not candidates:
+            raise ValueError(f"{len(scores)} scores for {len(candidates)} candidates")
+        # stable: ties keep the candidate order (as argmax does)
+        order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))
+        best = order[0]
+        if candidates[best] == SILENCE_CANDIDATE or self.max_names == 1:
+            return [candidates[best]]
+        top = float(scores[best])
+        weights = [math.exp(float(v) - top) for v in scores]  # p_i / p_best
+        total = sum(weights)
+        kept = [candidates[best]]
+        for i in order[1:]:
+            if len(kept) >= self.max_names:
+                break
+            if candidates[i] == SILENCE_CANDIDATE:
+                continue
+            if self.name_ratio is not None and weights[i] < self.name_ratio:
+                break  # rank order: no later rival reaches the ratio either
+            if self.min_name_prob is not None and weights[i] / total < self.min_name_prob:
+                break
+            kept.append(candidates[i])
+        return kept
+
+
+def _probability_option(key: str, value: Any, low_open: bool, high_closed: bool) -> float | None:
+    """``value`` as a float in (0, 1] / [0, 1) as the flags say; None stays None."""
+    if value is None:
+        return None
+    low, high = ("(0" if low_open else "[0"), ("1]" if high_closed else "1)")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"local backend option {key!r} must be a number in {low}, {high}, got {value!r}"
+        )
+    number = float(value)
+    too_low = number <= 0 if low_open else number < 0
+    too_high = number > 1 if high_closed else number >= 1
+    if too_low or too_high or math.isnan(number):
+        raise ValueError(f"local backend option {key!r} must be in {low}, {high}, got {value!r}")
+    return number
 
 
 # Rank scaffold: the assistant turn restates a frame's ALM text and stops where the
