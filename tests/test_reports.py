@@ -195,7 +195,9 @@ def test_write_table_figure_and_index(config_with_metrics, tmp_path: Path):
     points = list(csv.DictReader(fcsv.open()))
     sweep = config_with_metrics["vfm"]["sweep"]
     filled = [p for p in points if p["miou"] != ""]
-    assert len(filled) == 2 * len(sweep)  # OpenAVS on S4 and MS3; the ST series is empty
+    # OpenAVS and OpenAVS* (weak labels) on S4 and MS3; the ST series is empty
+    assert len(filled) == 4 * len(sweep)
+    assert {p["method"] for p in filled} == {"OpenAVS", "OpenAVS* (not in paper)"}
     assert {p["note"] for p in points if p["miou"] == ""} == {
         "profile 'demo' trains no students for a figure's sweep (train_sweeps: false; "
         "one training per point)"
