@@ -126,12 +126,13 @@ class CRISFamilyRIS:
     marker = "model/segmenter.py"
     home_env = ""
     home_folder = ""
+    default_config = ""  # the repo's YAML (relative to home) used when option config is unset
 
     def __init__(
         self,
         checkpoint: str,
         clip_pretrain: str,
-        config: str,
+        config: str | None = None,
         checkpoint_sha256: str | None = None,
         clip_sha256: str | None = None,
         home: str | None = None,
@@ -149,7 +150,7 @@ class CRISFamilyRIS:
         clip_file = checked_file(clip_pretrain, clip_sha256, "CLIP weights (clip_pretrain)")
         key = f"home (or env {self.home_env})"
         with official_code(self.home, self.marker, self.what, key):
-            cfg_file = _config_path(self.home, config)
+            cfg_file = _config_path(self.home, config or self.default_config)
             cfg_module = importlib.import_module("utils.config")
             try:
                 cfg = cfg_module.load_cfg_from_cfg_file(str(cfg_file))

@@ -28,21 +28,7 @@ class CRISRIS(CRISFamilyRIS):
     what = "CRIS.pytorch"
     home_env = "AVSBRIDGE_CRIS_HOME"
     home_folder = "CRIS.pytorch"
-
-    def __init__(
-        self,
-        checkpoint: str,
-        clip_pretrain: str,
-        config: str = DEFAULT_CONFIG,
-        checkpoint_sha256: str | None = None,
-        clip_sha256: str | None = None,
-        home: str | None = None,
-        opts: list[str] | None = None,
-        device: str = "auto",
-    ) -> None:
-        super().__init__(
-            checkpoint, clip_pretrain, config, checkpoint_sha256, clip_sha256, home, opts, device
-        )
+    default_config = DEFAULT_CONFIG
 
 
 RIS_MODELS.register("cris", gpu=True, env="cris", mem_mb=4000)(CRISRIS)

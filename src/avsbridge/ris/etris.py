@@ -31,21 +31,7 @@ class ETRISRIS(CRISFamilyRIS):
     what = "ETRIS"
     home_env = "AVSBRIDGE_ETRIS_HOME"
     home_folder = "ETRIS"
-
-    def __init__(
-        self,
-        checkpoint: str,
-        clip_pretrain: str,
-        config: str = DEFAULT_CONFIG,
-        checkpoint_sha256: str | None = None,
-        clip_sha256: str | None = None,
-        home: str | None = None,
-        opts: list[str] | None = None,
-        device: str = "auto",
-    ) -> None:
-        super().__init__(
-            checkpoint, clip_pretrain, config, checkpoint_sha256, clip_sha256, home, opts, device
-        )
+    default_config = DEFAULT_CONFIG
 
     def check_clip_file(self, cfg: Any, clip_file: Path, cfg_file: Path) -> None:
         wants_resnet = RESNET_MARK in str(cfg.clip_pretrain)
