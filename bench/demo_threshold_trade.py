@@ -32,24 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _demo_boxes import box_iou, mask_box
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo"
-
-
-def _bbox(mask: np.ndarray) -> tuple[float, float, float, float] | None:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def label_candidate(
@@ -58,8 +44,8 @@ def label_candidate(
     """tp / silent / lookalike / background for one candidate box (see module doc)."""
     best, best_iou = None, 0.0
     for obj, mask in object_masks.items():
-        obj_box = _bbox(mask)
-        if obj_box is not None and (iou := _iou(box, obj_box)) > best_iou:
+        obj_box = mask_box(mask)
+        if obj_box is not None and (iou := box_iou(box, obj_box)) > best_iou:
             best, best_iou = obj, iou
     if best is None or best_iou < 0.5:
         return "background"

@@ -20,25 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _demo_boxes import box_iou, mask_box
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo"
 BINS = (0.0, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.9, 1.0001)
-
-
-def _bbox(mask: np.ndarray) -> tuple[float, float, float, float] | None:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def collect(splits: tuple[str, ...], root: Path = DEMO) -> list[dict[str, Any]]:
@@ -65,7 +51,7 @@ def collect(splits: tuple[str, ...], root: Path = DEMO) -> list[dict[str, Any]]:
             assert np.array_equal(image, frames[k]), f"{plan.name} frame {k} re-renders"
             raws = matcher.detect_batch([image] * len(names), names)
             for name, raw in zip(names, raws, strict=True):
-                target = _bbox(masks[k][name]) if name in masks[k] else None
+                target = mask_box(masks[k][name]) if name in masks[k] else None
                 for r in raw:
                     cand = matcher._candidate(name, r)
                     box = cand.clipped_box(image.shape[1], image.shape[0])
@@ -77,7 +63,7 @@ def collect(splits: tuple[str, ...], root: Path = DEMO) -> list[dict[str, Any]]:
                             "margin": float(
                                 np.clip(cand.margin, -RIVAL_MARGIN_CAP, RIVAL_MARGIN_CAP)
                             ),
-                            "true": target is not None and _iou(box, target) >= 0.5,
+                            "true": target is not None and box_iou(box, target) >= 0.5,
                         }
                     )
     return rows
