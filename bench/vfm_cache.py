@@ -152,7 +152,7 @@ def _sweep(
     for thr in thresholds:
         target = out / f"{thr:.2f}"
         segment_shard(clips, text, backend, options, thr, 0.25, target, cache)
-        calls.append(read_json(target / "_summary.json")["vfm_calls"])
+        calls.append(read_json(target / "_calls.json")["vfm_calls"])
     return time.perf_counter() - start, calls
 
 

@@ -216,7 +216,8 @@ def _vfm_summary(folder: Path, det_calls: int, hits: int, misses: int) -> None:
             "embeddings": {"hits": 0, "misses": 0, "corrupt": 0, "stored": 0, "evicted": 0},
         },
     }
-    atomic_write_json(folder / "_summary.json", {"clips": {}, "vfm_calls": calls})
+    atomic_write_json(folder / "_summary.json", {"clips": {}})
+    atomic_write_json(folder / "_calls.json", {"vfm_calls": calls})
     atomic_write_json(folder / "_provenance.json", {"rule": "segment", "inputs": {}})
 
 
@@ -270,8 +271,8 @@ def test_stats_vfm_caches_entries_and_hits(project: Path) -> None:
     assert "detections 4 hits / 4 misses" in text
 
     # a summary with garbage counts is an error naming it
-    doc = json.loads((warm / "_summary.json").read_text())
+    doc = json.loads((warm / "_calls.json").read_text())
     doc["vfm_calls"]["detector_calls"] = "many"
-    (warm / "_summary.json").write_text(json.dumps(doc))
+    (warm / "_calls.json").write_text(json.dumps(doc))
     bad = _stats(project)
-    assert bad.exit_code == 1 and str(warm / "_summary.json") in bad.output
+    assert bad.exit_code == 1 and str(warm / "_calls.json") in bad.output

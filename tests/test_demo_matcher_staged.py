@@ -154,7 +154,7 @@ def test_cached_detections_give_the_unstaged_bytes(
     for n, thr in enumerate(THRESHOLDS):
         out = tmp_path / f"staged_{thr}"
         segment_shard(clips, text, "demo-matcher", options, thr, TEXT_THRESHOLD, out, settings)
-        calls = read_json(out / "_summary.json")["vfm_calls"]
+        calls = read_json(out / "_calls.json")["vfm_calls"]
         assert calls["staged"] is True and calls["encoder_calls"] == 0
         # the first threshold matches every (frame, object) once; the others none
         assert calls["detector_calls"] == (pairs if n == 0 else 0)

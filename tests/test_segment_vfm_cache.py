@@ -235,7 +235,7 @@ def _sweep_job(args: tuple[str, str, str, str, float]) -> dict[str, Any]:
     segment_shard(
         [clip], Path(text), "demo-matcher", {"vocabulary": vocab}, thr, 0.25, Path(out), cache
     )
-    return read_json(Path(out) / "_summary.json")["vfm_calls"]
+    return read_json(Path(out) / "_calls.json")["vfm_calls"]
 
 
 def test_demo_masks_identical_and_sweep_runs_no_detector(tmp_path: Path) -> None:
@@ -246,7 +246,7 @@ def test_demo_masks_identical_and_sweep_runs_no_detector(tmp_path: Path) -> None
 
     def run(out: str, thr: float, settings: VfmCacheSettings | None, text: Path = prompts) -> dict:
         segment_shard([clip], text, "demo-matcher", options, thr, 0.25, tmp_path / out, settings)
-        return read_json(tmp_path / out / "_summary.json")["vfm_calls"]
+        return read_json(tmp_path / out / "_calls.json")["vfm_calls"]
 
     plain = run("plain_025", 0.25, None)
     assert plain["detector_calls"] == 4 and plain["cache"] is None  # dog, dog, car, dog
@@ -304,7 +304,7 @@ def test_demo_corrupt_entry_recomputed_same_masks(tmp_path: Path) -> None:
         )
         entry.write_text(json.dumps(record))
     segment_shard(*args, tmp_path / "second", cache)
-    calls = read_json(tmp_path / "second" / "_summary.json")["vfm_calls"]
+    calls = read_json(tmp_path / "second" / "_calls.json")["vfm_calls"]
     assert calls["cache"]["detections"]["corrupt"] == 2 and calls["detector_calls"] == 2
     assert _mask_bytes(tmp_path / "first") == _mask_bytes(tmp_path / "second")
     assert _boxes(tmp_path / "first") == _boxes(tmp_path / "second")
@@ -381,7 +381,7 @@ def test_batches_span_clips_of_a_shard(tmp_path: Path) -> None:
         0.25,
         tmp_path / "three",
     )
-    calls = read_json(tmp_path / "three" / "_summary.json")["vfm_calls"]
+    calls = read_json(tmp_path / "three" / "_calls.json")["vfm_calls"]
     assert calls["frames"] == 8 and calls["batch_size"] == 3
     # 8 frames in chunks of 3 across the clip boundary: 3 chunks; 8 (frame, object) queries
     assert calls["detector_calls"] == 8 and calls["detector_batches"] == 4

@@ -105,7 +105,7 @@ def test_same_masks_with_and_without_caches(
         segment_shard(
             [clip], text, backend, {**options, **extra}, thr, 0.25, tmp_path / out, settings
         )
-        return read_json(tmp_path / out / "_summary.json")["vfm_calls"]
+        return read_json(tmp_path / out / "_calls.json")["vfm_calls"]
 
     plain = run("plain_0", 0.0, None)
     assert plain["detector_calls"] == 3  # the two identical (frame, caption) pairs differ in frame
@@ -147,7 +147,7 @@ def test_batched_frames_agree_with_per_frame(
         segment_shard(
             [clip], text, backend, {**options, "batch_size": size}, 0.0, 0.25, tmp_path / name
         )
-    calls = read_json(tmp_path / "two" / "_summary.json")["vfm_calls"]
+    calls = read_json(tmp_path / "two" / "_calls.json")["vfm_calls"]
     assert calls["detector_calls"] == 3 and calls["detector_batches"] == 2
     assert calls["encoder_calls"] == 3 and calls["encoder_batches"] == 2
     # the numbers a batch produces equal the per-frame ones up to float noise (thresholded

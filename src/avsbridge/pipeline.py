@@ -320,7 +320,6 @@ def segment_job(ctx: JobContext) -> None:
             "vfm_cache": {
                 "dir": str(VfmCacheSettings.from_config(config).root),
                 "embedding_dtype": (config.get("vfm_cache") or {}).get("embedding_dtype", "same"),
-                "calls": summary.get("vfm_calls", {}),
             },
         },
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from avsbridge.io import ArtifactError, content_key, read_json, sha256_file
-from avsbridge.provenance.records import RECORD_NAME, code_version, record_path
+from avsbridge.provenance.records import NOT_CONTENT, code_version, record_path
 from avsbridge.stages import REPORT_RULES, STAGES
 
 # rule of a record -> the artifact family it belongs to (stage rules from avsbridge.stages)
@@ -152,7 +152,7 @@ class _Hasher:
             {
                 str(p.relative_to(path)): self.file(p)
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and p.name != RECORD_NAME
+                if p.is_file() and p.name not in NOT_CONTENT
             }
         )
 
@@ -210,7 +210,7 @@ class _Auditor:
                 rel = str(f.relative_to(artifact))
                 if (
                     f.is_file()
-                    and f.name != RECORD_NAME
+                    and f.name not in NOT_CONTENT
                     and not f.name.startswith(".")
                     and rel not in outputs
                 ):

@@ -23,6 +23,11 @@ from typing import Any
 from avsbridge.io import atomic_write_json, content_key, read_json, sha256_file
 
 RECORD_NAME = "_provenance.json"
+# A job's run ledger (model calls, cache hits): it depends on what the shared caches held
+# when the job ran, not on what the job produced, so hashes, records and byte-identity
+# checks skip it like the record itself.
+LEDGER_NAME = "_calls.json"
+NOT_CONTENT = (RECORD_NAME, LEDGER_NAME)  # files of an artifact folder that no hash covers
 SECRET_MARKERS = ("api_key", "apikey", "authorization", "secret", "password", "credential")
 # "token" names a secret (hf_token, access_token) but also counts (max_new_tokens,
 # prompt_tokens) that a record must keep: only a key *ending* in "token" is dropped.
@@ -72,7 +77,7 @@ def tree_hashes(path: Path) -> dict[str, str]:
     return {
         str(p.relative_to(path)): sha256_file(p)
         for p in sorted(path.rglob("*"))
-        if p.is_file() and p.name != RECORD_NAME
+        if p.is_file() and p.name not in NOT_CONTENT
     }
 
 

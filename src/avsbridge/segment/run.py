@@ -32,6 +32,7 @@ from avsbridge.io import (
     write_prob_png,
 )
 from avsbridge.progress import Progress
+from avsbridge.provenance.records import LEDGER_NAME
 from avsbridge.segment import SEGMENTERS
 from avsbridge.segment.base import (
     Detection,
@@ -130,8 +131,10 @@ def segment_shard(
 
     All prompt files are checked before the (slow) backend loads, so a missing or
     short prompt file fails in seconds. ``out_dir/_summary.json`` records the
-    backend identity, thresholds, per-clip counts and the job's model invocations
-    (``vfm_calls``: detector and encoder passes, cache hits/misses).
+    backend identity, thresholds and per-clip counts; the job's model invocations
+    (``vfm_calls``: detector and encoder passes, cache hits/misses) go to its run ledger
+    ``_calls.json``, which depends on what the shared caches held and is left out of
+    every hash, so a re-run's artifacts stay byte-identical.
 
     A staged backend (:class:`~avsbridge.segment.base.StagedSegmenter`) runs frames in
     batches of the ``batch_size`` backend option through its detector and image
@@ -234,9 +237,9 @@ def segment_shard(
                 "box_threshold": box_threshold,
                 "text_threshold": text_threshold,
                 "clips": clip_summaries,
-                "vfm_calls": calls,
             },
         )
+        atomic_write_json(tmp / LEDGER_NAME, {"vfm_calls": calls})
 
 
 # helpers every staged backend computes its raw results with

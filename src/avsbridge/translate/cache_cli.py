@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from avsbridge.io import ArtifactError, read_json
+from avsbridge.provenance.records import LEDGER_NAME
 
 app = typer.Typer(
     add_completion=False,
@@ -161,7 +162,8 @@ _COUNT_FIELDS = ("hits", "misses", "corrupt", "stored", "evicted")
 def segment_usage(shards: list[Path]) -> dict[str, Any]:
     """Detector/encoder calls and cache hits/misses the given mask shards' jobs recorded.
 
-    Shards written before the counts existed (no ``vfm_calls``) are counted apart.
+    The counts are each shard's run ledger (``_calls.json``; older shards kept them in
+    ``_summary.json``). Shards written before the counts existed are counted apart.
     """
     usage: dict[str, Any] = {"jobs": 0, "jobs_without_counts": 0, "unstaged_frames": 0}
     usage.update(dict.fromkeys(_CALL_FIELDS, 0))
@@ -169,8 +171,10 @@ def segment_usage(shards: list[Path]) -> dict[str, Any]:
         kind: dict.fromkeys(_COUNT_FIELDS, 0) for kind in ("detections", "embeddings")
     }
     for shard in shards:
-        summary = read_json(shard / SUMMARY)
-        calls = summary.get("vfm_calls") if isinstance(summary, dict) else None
+        ledger_file = shard / LEDGER_NAME
+        source = ledger_file if ledger_file.is_file() else shard / SUMMARY  # older shards
+        doc = read_json(source)
+        calls = doc.get("vfm_calls") if isinstance(doc, dict) else None
         usage["jobs"] += 1
         if not isinstance(calls, dict):
             usage["jobs_without_counts"] += 1
@@ -185,7 +189,7 @@ def segment_usage(shards: list[Path]) -> dict[str, Any]:
                 for name in _COUNT_FIELDS:
                     usage["cache"][kind][name] += int(counts.get(name, 0))
         except (TypeError, ValueError, AttributeError, KeyError):
-            raise ArtifactError(shard / SUMMARY, "'vfm_calls' holds non-numeric counts") from None
+            raise ArtifactError(source, "'vfm_calls' holds non-numeric counts") from None
     return usage
 
 
