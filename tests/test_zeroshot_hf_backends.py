@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_models
 from PIL import Image
 
 from avsbridge.data.zeroshot import ZeroShotSample
@@ -157,10 +158,6 @@ def test_clip_side_scores_each_phrase(tiny_clip, sample):
 def tiny_clap(tmp_path):
     import torch
     from transformers import (
-        ClapConfig,
-        ClapFeatureExtractor,
-        ClapModel,
-        ClapProcessor,
         RobertaTokenizer,
     )
 
@@ -175,29 +172,7 @@ def tiny_clap(tmp_path):
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     tok = RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    text = {
-        "vocab_size": len(tok),
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "max_position_embeddings": 64,
-        "projection_hidden_size": 32,
-    }
-    audio = {
-        "patch_embeds_hidden_size": 16,
-        "hidden_size": 32,
-        "depths": [1, 1],
-        "num_attention_heads": [2, 2],
-        "window_size": 8,
-        "projection_hidden_size": 32,
-    }
-    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)).save_pretrained(
-        folder
-    )
-    # the unfused CLAP checkpoints' extractor: repeat-pad short clips, one mel channel
-    extractor = ClapFeatureExtractor(truncation="rand_trunc")
-    ClapProcessor(feature_extractor=extractor, tokenizer=tok).save_pretrained(folder)
+    tiny_models.write_clap(folder, tok)
     return folder
 
 

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import tiny_models
 
 from avsbridge.zeroshot_query.inversion import (
     InversionSettings,
@@ -121,10 +122,6 @@ def _bpe_vocab(words: list[str]) -> tuple[dict[str, int], list[str]]:
 def tiny_clap(tmp_path_factory):
     import torch
     from transformers import (
-        ClapConfig,
-        ClapFeatureExtractor,
-        ClapModel,
-        ClapProcessor,
         RobertaTokenizer,
     )
 
@@ -134,28 +131,7 @@ def tiny_clap(tmp_path_factory):
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     tok = RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
     torch.manual_seed(0)
-    text = {
-        "vocab_size": len(tok),
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "max_position_embeddings": 64,
-        "projection_hidden_size": 32,
-    }
-    audio = {
-        "patch_embeds_hidden_size": 16,
-        "hidden_size": 32,
-        "depths": [1, 1],
-        "num_attention_heads": [2, 2],
-        "window_size": 8,
-        "projection_hidden_size": 32,
-    }
-    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=16)).save_pretrained(
-        folder
-    )
-    extractor = ClapFeatureExtractor(truncation="rand_trunc")
-    ClapProcessor(feature_extractor=extractor, tokenizer=tok).save_pretrained(folder)
+    tiny_models.write_clap(folder, tok)
     return folder
 
 

@@ -347,3 +347,33 @@ def write_perceiver_flow(folder: Path, full: bool = False, seed: int = 0) -> Pat
     config = PerceiverConfig(**(PERCEIVER_FLOW_FULL if full else PERCEIVER_FLOW_TINY))
     PerceiverForOpticalFlow(config).save_pretrained(folder)
     return folder
+
+
+def write_clap(folder: Path, tokenizer: Any) -> Path:
+    """A tiny random ClapModel (real config classes, unfused extractor) + processor around a
+    RoBERTa ``tokenizer`` the caller built, saved with ``save_pretrained``."""
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 64,
+        "projection_hidden_size": 32,
+    }
+    audio = {
+        "patch_embeds_hidden_size": 16,
+        "hidden_size": 32,
+        "depths": [1, 1],
+        "num_attention_heads": [2, 2],
+        "window_size": 8,
+        "projection_hidden_size": 32,
+    }
+    config = ClapConfig(text_config=text, audio_config=audio, projection_dim=16)
+    ClapModel(config).save_pretrained(folder)
+    # the unfused CLAP checkpoints' extractor: repeat-pad short clips, one mel channel
+    extractor = ClapFeatureExtractor(truncation="rand_trunc")
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
